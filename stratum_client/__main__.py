@@ -1,0 +1,7 @@
+"""Allow ``python -m stratum_client``."""
+
+import sys
+
+from stratum_client.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``stratum-client`` CLI, one module each."""

@@ -1,0 +1,1 @@
+"""Pure work building: coinbase, merkle root, header, midstates, targets and share checks."""
