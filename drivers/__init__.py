@@ -1,1 +1,4 @@
-"""Chip drivers for BM13xx ASIC chains, discovered through the ``stratum_client.drivers`` entry-point group."""
+"""Chip drivers for BM13xx ASIC chains.
+
+Drivers are discovered through the ``stratum_client.drivers`` entry-point group.
+"""
