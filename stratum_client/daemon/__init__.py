@@ -1,0 +1,1 @@
+"""The mining daemon: wiring pools, dispatch and chips, plus signals and systemd."""
