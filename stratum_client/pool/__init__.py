@@ -1,0 +1,1 @@
+"""Pool connections: asyncio transport, failover policy and the pool manager."""
