@@ -1,0 +1,355 @@
+"""The ``[energy]`` table: policy, signal topics, per-device power figures, the ledger.
+
+Validated the way the rest of the config is: unknown keys are errors, every error is a
+:class:`ConfigError` whose field is the dotted key (``energy.signals.surplus.scale``),
+and cross-checks catch a mode without the signal it needs before the daemon starts. An
+absent or empty table means "off". See ``docs/energy.md`` for every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import cast
+
+from stratum_client.energy.governor import (
+    FAIL_SAFES,
+    MODES,
+    Mode,
+    Policy,
+    SurplusPolicy,
+    ThresholdPolicy,
+)
+from stratum_client.energy.power import CHIP_POWER, DevicePower, chip_power
+from stratum_client.energy.signals import (
+    CARBON_INTENSITY,
+    GRID_IMPORT,
+    PRICE,
+    SITE_SIGNALS,
+    SURPLUS,
+    SignalSpec,
+    device_power_signal,
+    parse_path,
+)
+from stratum_client.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_LEDGER_NAME",
+    "DeviceEnergyConfig",
+    "EnergyConfig",
+    "LedgerConfig",
+    "parse_energy",
+]
+
+DEFAULT_LEDGER_NAME = "energy-ledger.sqlite"
+_TOP_KEYS = (
+    "enabled", "mode", "fail_safe", "control_interval", "min_dwell", "surplus", "carbon",
+    "price", "signals", "devices", "ledger",
+)  # fmt: skip
+_SIGNAL_KEYS = ("topic", "path", "scale", "invert", "max_age")
+_DEVICE_KEYS = (
+    "chip_model", "watts_per_chip_at_default", "static_watts", "idle_watts", "voltage_mv",
+    "min_frequency_mhz", "max_frequency_mhz", "power",
+)  # fmt: skip
+_LEDGER_KEYS = ("enabled", "path", "interval", "surplus_g_per_kwh", "default_grid_g_per_kwh")
+_MIN_FRACTION = 0.5
+"""Default minimum frequency, as a fraction of the device's maximum."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """``[energy.ledger]``."""
+
+    enabled: bool = True
+    path: Path | None = None
+    """None: ``energy-ledger.sqlite`` in ``daemon.state_dir``; relative: under it."""
+    interval: float = 60.0
+    surplus_g_per_kwh: float = 0.0
+    default_grid_g_per_kwh: float | None = None
+    """Used for grid energy while no carbon signal is fresh; None leaves it unattributed."""
+
+    def resolve_path(self, state_dir: Path) -> Path:
+        """Where the ledger file lives."""
+        if self.path is None:
+            return state_dir / DEFAULT_LEDGER_NAME
+        return self.path if self.path.is_absolute() else state_dir / self.path
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEnergyConfig:
+    """``[energy.devices.<name>]``: power-model overrides for one ``[[devices]]`` entry."""
+
+    name: str
+    chip_model: str | None = None
+    watts_per_chip_at_default: float | None = None
+    static_watts: float | None = None
+    idle_watts: float = 0.0
+    voltage_mv: float | None = None
+    min_frequency_mhz: float | None = None
+    max_frequency_mhz: float | None = None
+    power: SignalSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyConfig:
+    """The validated ``[energy]`` table."""
+
+    enabled: bool = False
+    policy: Policy = field(default_factory=Policy)
+    signals: tuple[SignalSpec, ...] = ()
+    """Site signals and every device's measured-power signal: feed a ``SignalBoard``."""
+    devices: Mapping[str, DeviceEnergyConfig] = field(default_factory=lambda: MappingProxyType({}))
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+
+    @property
+    def power_signals(self) -> dict[str, str]:
+        """Device name → name of its measured-power signal."""
+        return {name: dev.power.name for name, dev in self.devices.items() if dev.power}
+
+    def device_power(
+        self, name: str, chip_model: str, chips: int, frequency_mhz: float | None
+    ) -> DevicePower:
+        """The power model of one ``[[devices]]`` entry (``chip_model`` from its driver)."""
+        dev = self.devices.get(name, DeviceEnergyConfig(name))
+        key = f"energy.devices.{name}"
+        model = dev.chip_model or chip_model
+        try:
+            chip = chip_power(
+                model, static_watts=dev.static_watts, watts_at_default=dev.watts_per_chip_at_default
+            )
+        except KeyError:
+            raise ConfigError(f"{key}.chip_model", _unknown_model(model)) from None
+        except ValueError as exc:
+            raise ConfigError(f"{key}.static_watts", str(exc)) from None
+        top = dev.max_frequency_mhz or frequency_mhz or chip.default_mhz
+        bottom = dev.min_frequency_mhz or top * _MIN_FRACTION
+        if bottom > top:
+            raise ConfigError(
+                f"{key}.min_frequency_mhz", f"{bottom:g} is above the maximum {top:g} MHz"
+            )
+        return DevicePower(name, chip, chips, bottom, top, dev.voltage_mv, dev.idle_watts)
+
+
+def _unknown_model(model: str) -> str:
+    return f"no power figures for chip {model!r}; set chip_model to one of {', '.join(CHIP_POWER)}"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Table:
+    """One table being read; unknown keys are rejected up front, with a suggestion."""
+
+    def __init__(self, data: object, path: str, known: tuple[str, ...]) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(path, f"{_show(data)} is not a table; expected a [{path}] table")
+        self.data: Mapping[str, object] = data
+        self.path = path
+        for name in data:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"expected one of {known}"
+                raise ConfigError(self.key(name), f"unknown key; {hint}")
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}"
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def number(
+        self, name: str, default: float | None, lo: float = -math.inf, lo_open: bool = False
+    ) -> float | None:
+        value = self.data.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(self.key(name), f"{_show(value)} is not a number")
+        if not math.isfinite(value) or value < lo or (lo_open and value == lo):
+            bound = f"> {lo:g}" if lo_open else f">= {lo:g}"
+            raise ConfigError(self.key(name), f"{_show(value)} is out of range; expected {bound}")
+        return float(value)
+
+    def required(self, name: str, lo: float = -math.inf, lo_open: bool = False) -> float:
+        value = self.number(name, None, lo, lo_open)
+        if value is None:
+            raise ConfigError(self.key(name), "is missing")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.data.get(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"{_show(value)} is not true or false")
+        return value
+
+    def text(self, name: str) -> str | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(self.key(name), f"{_show(value)} is not a non-empty string")
+        return value
+
+    def table(self, name: str, known: tuple[str, ...]) -> _Table:
+        return _Table(self.data.get(name, {}), self.key(name), known)
+
+
+def _show(value: object) -> str:
+    shown = "a table" if isinstance(value, Mapping) else repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _signal(t: _Table, name: str) -> SignalSpec:
+    topic = t.text("topic")
+    if topic is None:
+        raise ConfigError(t.key("topic"), "is missing; expected the MQTT topic to read")
+    if any(c in topic for c in "+#\x00"):
+        raise ConfigError(t.key("topic"), f"{topic!r} has a wildcard; expected one topic")
+    path_text = t.text("path")
+    try:
+        path = parse_path(path_text) if path_text is not None else ()
+    except ValueError as exc:
+        raise ConfigError(t.key("path"), str(exc)) from None
+    scale = t.number("scale", 1.0)
+    if scale == 0:
+        raise ConfigError(t.key("scale"), "0 would make every reading zero")
+    return SignalSpec(
+        name=name,
+        topic=topic,
+        path=path,
+        scale=cast("float", scale),
+        invert=t.boolean("invert", False),
+        max_age=cast("float", t.number("max_age", 60.0, 0.0, lo_open=True)),
+    )
+
+
+def _signals(t: _Table) -> tuple[SignalSpec, ...]:
+    return tuple(_signal(t.table(name, _SIGNAL_KEYS), name) for name in t.data)
+
+
+def _device(t: _Table, name: str) -> DeviceEnergyConfig:
+    power = None
+    if t.has("power"):
+        power = _signal(t.table("power", _SIGNAL_KEYS), device_power_signal(name))
+    return DeviceEnergyConfig(
+        name=name,
+        chip_model=t.text("chip_model"),
+        watts_per_chip_at_default=t.number("watts_per_chip_at_default", None, 0, lo_open=True),
+        static_watts=t.number("static_watts", None, 0),
+        idle_watts=cast("float", t.number("idle_watts", 0.0, 0)),
+        voltage_mv=t.number("voltage_mv", None, 0, lo_open=True),
+        min_frequency_mhz=t.number("min_frequency_mhz", None, 0, lo_open=True),
+        max_frequency_mhz=t.number("max_frequency_mhz", None, 0, lo_open=True),
+        power=power,
+    )
+
+
+def _devices(t: _Table, known: Collection[str] | None) -> dict[str, DeviceEnergyConfig]:
+    devices = {}
+    for name in t.data:
+        if known is not None and name not in known:
+            listing = ", ".join(sorted(known)) or "none"
+            raise ConfigError(t.key(name), f"no [[devices]] entry is named so (have: {listing})")
+        devices[name] = _device(t.table(name, _DEVICE_KEYS), name)
+    return devices
+
+
+def _modes(t: _Table) -> tuple[Mode, ...]:
+    raw = t.data.get("mode", "always")
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items or not all(isinstance(m, str) for m in items):
+        raise ConfigError(t.key("mode"), f"{_show(raw)} is not a mode or a list of modes")
+    for mode in items:
+        if mode not in MODES:
+            raise ConfigError(t.key("mode"), f"{mode!r} is not a mode; expected one of {MODES}")
+    if len(set(items)) != len(items) or ("always" in items and len(items) > 1):
+        raise ConfigError(t.key("mode"), "list each mode once; 'always' cannot be combined")
+    return tuple(cast("list[Mode]", items))
+
+
+def _threshold(t: _Table, name: str, limit_key: str, needed: bool) -> ThresholdPolicy | None:
+    table = t.table(name, (limit_key, "margin"))
+    if not needed and not table.data:
+        return None
+    limit = table.required(limit_key, 0)
+    margin = table.number("margin", 0.05 * limit, 0)
+    return ThresholdPolicy(limit, cast("float", margin))
+
+
+def _surplus(t: _Table) -> SurplusPolicy:
+    s = t.table("surplus", ("margin_w", "reserve_w", "net_of_miner"))
+    return SurplusPolicy(
+        margin_w=cast("float", s.number("margin_w", 5.0, 0)),
+        reserve_w=cast("float", s.number("reserve_w", 0.0, 0)),
+        net_of_miner=s.boolean("net_of_miner", True),
+    )
+
+
+def _policy(t: _Table) -> Policy:
+    modes = _modes(t)
+    fail_safe = t.data.get("fail_safe", "pause")
+    if fail_safe not in FAIL_SAFES:
+        raise ConfigError(
+            t.key("fail_safe"), f"{_show(fail_safe)} is not one of {', '.join(FAIL_SAFES)}"
+        )
+    return Policy(
+        modes=modes,
+        fail_safe=fail_safe,
+        control_interval=cast("float", t.number("control_interval", 1.0, 0, lo_open=True)),
+        min_dwell=cast("float", t.number("min_dwell", 300.0, 0)),
+        surplus=_surplus(t),
+        carbon=_threshold(t, "carbon", "max_intensity", "carbon" in modes),
+        price=_threshold(t, "price", "max_price", "price" in modes),
+    )
+
+
+def _ledger(t: _Table) -> LedgerConfig:
+    path = t.text("path")
+    return LedgerConfig(
+        enabled=t.boolean("enabled", True),
+        path=None if path is None else Path(path),
+        interval=cast("float", t.number("interval", 60.0, 1)),
+        surplus_g_per_kwh=cast("float", t.number("surplus_g_per_kwh", 0.0, 0)),
+        default_grid_g_per_kwh=t.number("default_grid_g_per_kwh", None, 0),
+    )
+
+
+def _cross_check(policy: Policy, signals: tuple[SignalSpec, ...]) -> None:
+    have = {s.name for s in signals}
+    if "surplus" in policy.modes and not have & {SURPLUS, GRID_IMPORT}:
+        raise ConfigError(
+            "energy.signals.surplus", "is missing; mode 'surplus' needs a surplus or grid_import"
+        )
+    for mode, needed in (("carbon", CARBON_INTENSITY), ("price", PRICE)):
+        if mode in policy.modes and needed not in have:
+            raise ConfigError(f"energy.signals.{needed}", f"is missing; mode {mode!r} needs it")
+    if policy.control_interval > 2.0:
+        raise ConfigError(
+            "energy.control_interval",
+            f"{policy.control_interval:g} s is too slow; the governor must react within 2 s",
+        )
+
+
+def parse_energy(
+    data: Mapping[str, object], device_names: Collection[str] | None = None
+) -> EnergyConfig:
+    """Validate the ``[energy]`` table; ``device_names`` lets device sections be checked."""
+    top = _Table(data, "energy", _TOP_KEYS)
+    policy = _policy(top)
+    raw_devices = top.data.get("devices", {})
+    names = tuple(raw_devices) if isinstance(raw_devices, Mapping) else ()
+    devices = _devices(top.table("devices", names), device_names)
+    site = _signals(top.table("signals", SITE_SIGNALS))
+    device_signals = tuple(d.power for d in devices.values() if d.power is not None)
+    _cross_check(policy, site)
+    return EnergyConfig(
+        enabled=top.boolean("enabled", bool(data)),
+        policy=policy,
+        signals=site + device_signals,
+        devices=MappingProxyType(devices),
+        ledger=_ledger(top.table("ledger", _LEDGER_KEYS)),
+    )
