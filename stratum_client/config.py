@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from drivers.base import DeviceSpec
 from stratum_client import __version__
+from stratum_client.energy.config import EnergyConfig, parse_energy
 from stratum_client.errors import ConfigError
 from stratum_client.logsetup import COMPONENT_LOGGERS, LEVELS
 from stratum_client.secrets import Secret, read_secret_env, read_secret_file
@@ -207,8 +208,8 @@ class Config:
     pool_policy: PoolPolicy = field(default_factory=PoolPolicy)
     api: ApiConfig = field(default_factory=ApiConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
-    energy: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
-    """Opaque until the energy schema lands; only its being a table is checked."""
+    energy: EnergyConfig = field(default_factory=lambda: parse_energy({}))
+    """``[energy]``: signals, governor policy and ledger (see docs/energy.md)."""
     source: str = field(default="<string>", compare=False)
 
     def secrets(self) -> tuple[Secret, ...]:
@@ -672,7 +673,10 @@ def _build(data: Mapping[str, object], source: str, ctx: _Context) -> Config:
         pool_policy=_pool_policy(top.table("pool_policy", _POLICY_KEYS)),
         api=_api(top.table("api", _API_KEYS)),
         telemetry=TelemetryConfig(mqtt=_mqtt(telemetry.table("mqtt", _MQTT_KEYS))),
-        energy=top.get("energy", _free_table, MappingProxyType({})),
+        energy=parse_energy(
+            top.get("energy", _free_table, MappingProxyType({})),
+            device_names=[d.name for d in devices],
+        ),
         source=source,
     )
 
