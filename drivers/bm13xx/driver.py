@@ -1,0 +1,859 @@
+"""The driver for BM1366/BM1368/BM1370/BM1397 chains: one class, chip facts from the codec.
+
+Everything that differs between models (frame layouts, init sequence, job ids, reply
+decoding, PLL dividers, baud registers) lives in :mod:`drivers.bm13xx`'s codec and model
+records; this module only does the I/O around them: bring-up, the work slots, the
+receive task and recovery from a vanished link.
+
+**Every nonce is verified here.** CRC-5 lets 1 in 32 corrupted replies through and an
+emulator may report garbage on purpose, so each nonce is mapped to the work its job id
+names, the header is rebuilt with the reported version, hashed and compared against the
+ticket the chips were given (see :class:`NonceChecker`). Only nonces that pass reach
+:meth:`Bm13xxDriver.next_nonce`.
+
+**Version rolling starts disabled.** Full-header chips are programmed with a zero version
+mask until the daemon calls :meth:`Bm13xxDriver.set_version_mask` with what the pool
+granted, so a pool without version rolling never receives rolled versions (the reference
+firmware programs ``0x1fffe000`` before the pool has answered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import math
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from fractions import Fraction
+from hashlib import sha256
+from typing import ClassVar, Final
+
+import structlog
+
+from drivers.base import AsicDriver, ChainInfo, ChipCounters, DeviceSpec, FoundNonce
+from drivers.probe import collect_chip_ids
+from drivers.transport import INITIAL_BAUDRATE, ReconnectPolicy, SerialLink
+from stratum_client.errors import (
+    ChipCountError,
+    DriverError,
+    DriverTimeoutError,
+    SerialLinkLostError,
+    WorkError,
+)
+from stratum_client.work.header import header_prefix, prevhash_to_header_order
+from stratum_client.work.job import DEFAULT_VERSION_MASK, Work
+from stratum_client.work.target import DIFF1_TARGET
+
+from . import frames, registers
+from .chips import ChipModel, model_by_chip_id, model_by_name
+from .codec import ChipCodec, NonceReply, RegisterReply, Reply, codec_for
+from .pll import pll_for_frequency, ramp_plan
+from .registers import CountChips, Delay, Reg, Send, SetHostBaud, Step
+from .rx import ReplyParser
+
+__all__ = [
+    "Bm13xxDriver",
+    "DriverOptions",
+    "DriverState",
+    "NonceChecker",
+    "Outcome",
+    "parse_options",
+    "ticket_target",
+]
+
+_log = structlog.get_logger(__name__)
+
+_CODEC_RAMP_START_MHZ: Final = 50.0
+"""The start frequency the codec's init sequence ramps from (located and replaced)."""
+_REFERENCE_RAMP_PAUSE: Final = 0.1
+"""Pause per ramp step the reference firmware uses; BM1397 sub-step gaps scale with it."""
+_FLUSH_GAP: Final = 0.02
+"""Idle time after which frames held back by the parser's overlap rule are decided."""
+_IDLE_READ: Final = 0.5
+_REOPEN_BUDGET: Final = 30.0
+_RETRY_PAUSE: Final = 1.0
+"""Pause before re-trying a bring-up that failed on a present device (wrong chip count)."""
+_DEDUPE_WINDOW: Final = 8192
+_BAUD_TOLERANCE: Final = 0.05
+"""How far a requested BM1397 baud rate may be from the nearest divider's rate."""
+_HEADER: Final = struct.Struct("<I72sI")
+_MAX_HASH: Final = 1 << 256
+
+
+class DriverState(enum.StrEnum):
+    """Where a driver is in its life; ``reconnecting`` means the link vanished."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    RECONNECTING = "reconnecting"
+    STOPPED = "stopped"
+
+
+class Outcome(enum.Enum):
+    """What the nonce check decided about one nonce reply."""
+
+    ACCEPTED = enum.auto()
+    HW_ERROR = enum.auto()
+    DUPLICATE = enum.auto()
+    STALE = enum.auto()
+    UNKNOWN_JOB = enum.auto()
+
+
+# --------------------------------------------------------------------------------------
+# options
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DriverOptions:
+    """The ``[devices.options]`` keys this driver understands."""
+
+    ramp_step_delay: float = 0.1
+    """Seconds between 6.25 MHz PLL steps (lets the core supply follow)."""
+    enumerate_quiet: float = 0.2
+    """Seconds without a new chip-id reply that end enumeration."""
+    baud: int | None = None
+    """Chain baud rate after init; ``None`` = the model's fastest, 0 = stay at 115 200."""
+    initial_mhz: float = 50.0
+    """Frequency the chips are assumed to run at after power-up (start of the ramp)."""
+
+
+def _number(port: str, key: str, value: object, minimum: float, inclusive: bool) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not (value >= minimum if inclusive else value > minimum)
+    ):
+        bound = f"≥ {minimum:g}" if inclusive else f"> {minimum:g}"
+        raise DriverError(f"{port}: option {key!r} must be a number {bound}, got {value!r}")
+    return float(value)
+
+
+def parse_options(port: str, options: Mapping[str, object]) -> DriverOptions:
+    """Validate ``spec.options``; an unknown key or a wrong type is a DriverError naming it."""
+    if not isinstance(options, Mapping):
+        raise DriverError(f"{port}: driver options must be a table, got {options!r}")
+    known = {f.name for f in fields(DriverOptions)}
+    unknown = sorted(str(key) for key in options if key not in known)
+    if unknown:
+        raise DriverError(
+            f"{port}: unknown driver option {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
+    default = DriverOptions()
+
+    def number(key: str, inclusive: bool) -> float:
+        return _number(port, key, options.get(key, getattr(default, key)), 0.0, inclusive)
+
+    return DriverOptions(
+        ramp_step_delay=number("ramp_step_delay", inclusive=True),
+        enumerate_quiet=number("enumerate_quiet", inclusive=False),
+        baud=_baud_option(port, options.get("baud")),
+        initial_mhz=number("initial_mhz", inclusive=False),
+    )
+
+
+def _baud_option(port: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DriverError(f"{port}: option 'baud' must be an integer ≥ 0, got {value!r}")
+    return value
+
+
+def _baud_plan(model: ChipModel, port: str, requested: int | None) -> tuple[bytes | None, int]:
+    """The register write that switches the chips, and the rate the host then uses."""
+    if requested in (0, INITIAL_BAUDRATE):
+        return None, INITIAL_BAUDRATE
+    send, host = registers.max_baud_steps(model)
+    if not (isinstance(send, Send) and isinstance(host, SetHostBaud)):
+        raise DriverError(f"{model.name}: the codec's baud switch has an unknown layout")
+    if requested is None or requested == host.baud:
+        return send.frame, host.baud
+    if not model.full_header:
+        # The host then runs at the chip's exact rate, so only the request is approximate.
+        value = min(
+            (bytes((0, 0, 0x60 | divider, 0x31)) for divider in range(32)),
+            key=lambda v: abs(registers.misc_control_baud(v) - requested),
+        )
+        rate = registers.misc_control_baud(value)
+        if abs(rate - requested) <= requested * _BAUD_TOLERANCE:
+            return frames.write_register(Reg.MISC_CONTROL, value), rate
+    raise DriverError(
+        f"{port}: option 'baud' = {requested} is not a rate the {model.name} can be set to "
+        f"(use 0 to stay at {INITIAL_BAUDRATE}, or {host.baud})"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# work slots and nonce verification (no I/O)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """Work held under one chip job id, with what a nonce check needs precomputed."""
+
+    work: Work
+    generation: int
+    tail: bytes
+    """Header bytes 4..75 (prevhash, merkle root, ntime, nbits): fixed for the work."""
+    versions: tuple[int, ...]
+    """BM1397: the version of each midstate, by midstate index."""
+    identity: tuple[str, bytes, int]
+    job_version: int
+    rollable: int
+    """Bits the job lets the version differ in (its pool-granted mask)."""
+
+
+class NonceChecker:
+    """Maps nonce replies to work, verifies their hash, and filters duplicates.
+
+    ``target`` is the exclusive bound on the hash (little-endian integer) a reported
+    nonce must be under. A chip with ticket difficulty 2**k reports hashes whose top
+    32 + k bits are zero, i.e. below ``2**(224 − k)``; the emulator scales that by
+    1/``difficulty_scale``. Comparing against this target rather than the difficulty
+    keeps genuine nonces a hair under 2**k (65535/65536 of it) from being rejected.
+    """
+
+    def __init__(self, model: ChipModel, target: int, window: int = _DEDUPE_WINDOW) -> None:
+        self.model = model
+        self.target = target
+        self.version_mask = 0
+        """Bits the chips were told to roll (full-header chips)."""
+        self._slots: dict[int, _Slot] = {}
+        self._generation = 0
+        self._seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
+        self._window = window
+
+    def assign(self, job_id: int, work: Work) -> None:
+        """Remember ``work`` under ``job_id``, replacing what the slot held."""
+        tail = header_prefix(
+            work.version,
+            prevhash_to_header_order(work.job.prevhash),
+            work.merkle_root,
+            work.ntime,
+            work.job.nbits,
+        )[4:]
+        self._slots[job_id] = _Slot(
+            work=work,
+            generation=self._generation,
+            tail=tail,
+            versions=tuple(m.version for m in work.midstates),
+            identity=(work.job.job_id, work.extranonce2, work.ntime),
+            job_version=work.job.version,
+            rollable=work.job.version_mask,
+        )
+
+    def flush(self) -> None:
+        """Make every slot stale (clean_jobs): late nonces for them are not passed on."""
+        self._generation += 1
+
+    def clear(self) -> None:
+        """Forget every slot (the chips were reset and hold no work)."""
+        self._generation += 1
+        self._slots.clear()
+
+    def check(self, reply: NonceReply, received_at: float) -> tuple[Outcome, FoundNonce | None]:
+        """Verify one nonce reply; a FoundNonce only for :attr:`Outcome.ACCEPTED`."""
+        slot = self._slots.get(reply.job_id)
+        if slot is None:
+            return Outcome.UNKNOWN_JOB, None
+        version = self._version(slot, reply)
+        if version is None:
+            return Outcome.HW_ERROR, None
+        digest = sha256(sha256(_HEADER.pack(version, slot.tail, reply.nonce)).digest()).digest()
+        value = int.from_bytes(digest, "little")
+        if value >= self.target:
+            return Outcome.HW_ERROR, None
+        if slot.generation != self._generation or (version ^ slot.job_version) & ~slot.rollable:
+            # flushed work, or a version the job's own mask cannot express in a submit
+            return Outcome.STALE, None
+        if self._is_duplicate((*slot.identity, reply.nonce, version)):
+            return Outcome.DUPLICATE, None
+        found = FoundNonce(
+            work=slot.work,
+            nonce=reply.nonce,
+            version=version,
+            chip=reply.chip_index,
+            core=reply.core,
+            hash=digest,
+            difficulty=DIFF1_TARGET / value if value else math.inf,
+            received_at=received_at,
+        )
+        return Outcome.ACCEPTED, found
+
+    def _version(self, slot: _Slot, reply: NonceReply) -> int | None:
+        """The header version the chip hashed, or ``None`` if the reply cannot be right."""
+        if not self.model.full_header:
+            index = reply.midstate_index
+            return slot.versions[index] if index < len(slot.versions) else None
+        if reply.version_bits & ~self.version_mask:
+            return None
+        return slot.work.version | reply.version_bits
+
+    def _is_duplicate(self, key: tuple[object, ...]) -> bool:
+        seen = self._seen
+        if key in seen:
+            return True
+        seen[key] = None
+        if len(seen) > self._window:
+            seen.popitem(last=False)
+        return False
+
+
+def ticket_target(ticket_difficulty: float, scale: float) -> int:
+    """Hash bound for a chip ticket (a power of two) scaled down by ``scale``."""
+    bound = Fraction(registers.ticket_target(ticket_difficulty)) / Fraction(scale)
+    return min(math.floor(bound), _MAX_HASH)
+
+
+def _find(steps: list[Step], part: list[Step]) -> int:
+    """Index where ``part`` occurs in ``steps`` as a contiguous run, or −1."""
+    size = len(part)
+    for index in range(len(steps) - size + 1):
+        if steps[index] == part[0] and steps[index : index + size] == part:
+            return index
+    return -1
+
+
+async def _pause(seconds: float) -> None:
+    await asyncio.sleep(max(seconds, 0.0))
+
+
+# --------------------------------------------------------------------------------------
+# the driver
+# --------------------------------------------------------------------------------------
+
+
+class Bm13xxDriver(AsicDriver):
+    """One chain of BM13xx chips of a single model behind one serial link.
+
+    Subclasses only set :attr:`model` (and ``midstates`` for midstate chips). The driver
+    owns one receive task from :meth:`start` to :meth:`stop`; when the link vanishes
+    that task waits for the device, brings the chain up again and resumes, while
+    :meth:`send_work` keeps only the latest work and never raises.
+    """
+
+    nonce_queue_size: ClassVar[int] = 4096
+    """Verified nonces buffered for :meth:`next_nonce`; beyond it the oldest are dropped."""
+
+    def __init__(self, spec: DeviceSpec) -> None:
+        super().__init__(spec)
+        self.chip_model = self._resolve_model()
+        self.options = parse_options(spec.port, spec.options)
+        self._check_spec(spec)
+        try:
+            self.codec: ChipCodec = codec_for(self.chip_model, spec.chips)
+            self._target_mhz = float(spec.frequency_mhz or self.chip_model.default_mhz)
+            self._mhz = pll_for_frequency(self.chip_model, self._target_mhz).actual_mhz
+        except ValueError as exc:
+            raise DriverError(f"{spec.port}: {exc}") from exc
+        self._baud_frame, self._fast_baud = _baud_plan(
+            self.chip_model, spec.port, self.options.baud
+        )
+        self.ticket_difficulty = float(registers.ticket_difficulty(spec.ticket_difficulty))
+        """The power of two the chips were given (asking for 300 gives 256)."""
+        target = ticket_target(self.ticket_difficulty, spec.difficulty_scale)
+        self._checker = NonceChecker(self.chip_model, target)
+        self._log = _log.bind(port=spec.port, model=self.chip_model.name)
+        self._link: SerialLink | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._state = DriverState.STOPPED
+        self._freq_lock = asyncio.Lock()
+        self._version_mask = 0
+        self._chain: ChainInfo | None = None
+        self._reset_run_state()
+
+    @classmethod
+    def _resolve_model(cls) -> ChipModel:
+        name = getattr(cls, "model", None)
+        if not isinstance(name, str):
+            raise DriverError(f"{cls.__name__} does not name a chip model")
+        try:
+            return model_by_name(name)
+        except ValueError as exc:
+            raise DriverError(str(exc)) from exc
+
+    @staticmethod
+    def _check_spec(spec: DeviceSpec) -> None:
+        scale, ticket = spec.difficulty_scale, spec.ticket_difficulty
+        if not (math.isfinite(scale) and scale > 0 and math.isfinite(ticket) and ticket > 0):
+            raise DriverError(
+                f"{spec.port}: ticket difficulty {ticket!r} and difficulty scale {scale!r} "
+                "must be finite and positive"
+            )
+
+    def _reset_run_state(self) -> None:
+        self._counters = [ChipCounters() for _ in range(self.spec.chips)]
+        self._parser: ReplyParser[Reply] = self.codec.parser()
+        self._crc_base = 0
+        self._stale = self._unknown = self._dropped = self._reconnects = 0
+        self._queue: asyncio.Queue[FoundNonce] = asyncio.Queue(self.nonce_queue_size)
+        self._waiters: dict[tuple[int, int], asyncio.Future[int]] = {}
+        self._next_job_id = self.chip_model.job_ids()[0]
+        self._pending: Work | None = None
+        self._lost = False
+        self._warned_chips: set[int] = set()
+        self._checker.clear()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec.port} {self._state}>"
+
+    # -- read-only state ----------------------------------------------------------------
+
+    @property
+    def state(self) -> DriverState:
+        return self._state
+
+    @property
+    def reconnects(self) -> int:
+        """Times the chain was brought back after the link vanished."""
+        return self._reconnects
+
+    @property
+    def crc_errors(self) -> int:
+        """Reply candidates rejected by CRC-5 (line noise, torn frames)."""
+        return self._crc_base + self._parser.crc_errors
+
+    @property
+    def stale_nonces(self) -> int:
+        """Verified nonces for flushed work, or with a version the job's mask cannot submit."""
+        return self._stale
+
+    @property
+    def unknown_job_nonces(self) -> int:
+        """Nonce replies naming a job id that holds no work (also counted as HW errors)."""
+        return self._unknown
+
+    @property
+    def dropped_nonces(self) -> int:
+        """Verified nonces discarded because nobody collected them in time."""
+        return self._dropped
+
+    @property
+    def effective_ticket_difficulty(self) -> float:
+        """Programmed ticket × ``difficulty_scale``: what every passed nonce meets."""
+        return self.ticket_difficulty * self.spec.difficulty_scale
+
+    @property
+    def version_mask(self) -> int:
+        """The rolling mask in force (full-header chips: what register 0xA4 holds)."""
+        return self._version_mask
+
+    @property
+    def chain(self) -> ChainInfo | None:
+        """What the last enumeration found."""
+        return self._chain
+
+    @property
+    def baudrate(self) -> int:
+        """The host UART's current rate."""
+        return self._link.baudrate if self._link is not None else INITIAL_BAUDRATE
+
+    @property
+    def target_baudrate(self) -> int:
+        """The rate chain and host switch to at the end of bring-up."""
+        return self._fast_baud
+
+    @property
+    def job_interval(self) -> float:
+        return self.codec.job_interval_ms(self._mhz) / 1000.0
+
+    @property
+    def counters(self) -> list[ChipCounters]:
+        return self._counters
+
+    @property
+    def frequency_mhz(self) -> float:
+        return self._mhz
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> ChainInfo:
+        """Open the link, enumerate, initialise, ramp and switch baud; start receiving."""
+        if self._state is not DriverState.STOPPED:
+            raise DriverError(f"{self.spec.port}: driver already started")
+        self._state = DriverState.STARTING
+        self._reset_run_state()
+        self._link = SerialLink(
+            self.spec.port, reconnect=ReconnectPolicy(first_delay=0.05, max_delay=0.25)
+        )
+        try:
+            await self._link.open()
+            chain = await self._bring_up()
+        except BaseException:
+            await self._shutdown()
+            raise
+        self._state = DriverState.RUNNING
+        self._task = asyncio.create_task(self._run(), name=f"bm13xx-rx {self.spec.port}")
+        self._log.info("chain running", chips=chain.chip_count, mhz=self._mhz)
+        await self._send_pending()
+        return chain
+
+    async def stop(self) -> None:
+        """Stop the receive task and release the port (the chips keep their config)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is not None:
+                self._log.error("receive task had failed", error=repr(task.exception()))
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        self._fail_waiters(DriverError(f"{self.spec.port}: driver stopped"))
+        link, self._link = self._link, None
+        if link is not None:
+            await link.close()
+        self._state = DriverState.STOPPED
+
+    def _require_link(self) -> SerialLink:
+        if self._link is None:
+            raise SerialLinkLostError(f"{self.spec.port}: driver is not started")
+        return self._link
+
+    # -- bring-up -----------------------------------------------------------------------
+
+    async def _bring_up(self) -> ChainInfo:
+        """Enumerate, run the model's init, ramp and switch baud; the link is at 115 200."""
+        self._lost = False
+        self._reset_parser()
+        body, tail = self._init_plan()
+        self._mhz = self.options.initial_mhz
+        await self._run_steps(body)
+        await self._ramp(self.options.initial_mhz, self._target_mhz)
+        await self._run_steps(tail)
+        if self._baud_frame is not None:
+            await self._require_link().write(self._baud_frame)
+            await self._set_host_baud(self._fast_baud)
+        self._checker.clear()
+        self._checker.version_mask = self._version_mask
+        if self._chain is None:
+            raise DriverError(f"{self.chip_model.name}: the codec's init never enumerates")
+        return self._chain
+
+    def _init_plan(self) -> tuple[list[Step], list[Step]]:
+        """The codec's init sequence split around its frequency ramp and baud switch.
+
+        Both are replaced: the ramp honours ``ramp_step_delay`` and ``initial_mhz``, and
+        the baud switch honours the ``baud`` option.
+        """
+        model = self.chip_model
+        steps = self.codec.init_steps(
+            mhz=self._target_mhz,
+            ticket_diff=self.spec.ticket_difficulty,
+            version_mask=self._version_mask if model.full_header else DEFAULT_VERSION_MASK,
+        )
+        ramp = registers.ramp_steps(model, _CODEC_RAMP_START_MHZ, self._target_mhz)
+        baud = registers.max_baud_steps(model)
+        start = _find(steps, ramp)
+        tail = steps[start + len(ramp) :] if start >= 0 else []
+        if start < 0 or tail[-len(baud) :] != baud:
+            raise DriverError(f"{model.name}: the codec's init sequence has an unknown layout")
+        return steps[:start], tail[: -len(baud)]
+
+    async def _run_steps(
+        self, steps: list[Step], delay_scale: float = 1.0, guard: int | None = None
+    ) -> None:
+        """Replay init steps; with ``guard`` (a link generation) abort if the chain restarted."""
+        for step in steps:
+            match step:
+                case Send(frame=frame):
+                    link = self._require_link()
+                    if guard is not None and (
+                        link.generation != guard or self._state is not DriverState.RUNNING
+                    ):
+                        raise SerialLinkLostError(f"{self.spec.port}: chain restarted")
+                    await link.write(frame)
+                case Delay(ms=ms):
+                    await _pause(ms / 1000.0 * delay_scale)
+                case CountChips():
+                    await self._enumerate(step)
+                case SetHostBaud(baud=baud):
+                    await self._set_host_baud(baud)
+
+    async def _enumerate(self, step: CountChips) -> None:
+        replies = await collect_chip_ids(
+            self._require_link(),
+            first_timeout=step.timeout_ms / 1000.0,
+            quiet=self.options.enumerate_quiet,
+        )
+        model = self.chip_model
+        foreign = sorted({r.chip_id for r in replies if r.chip_id != model.chip_id})
+        if foreign:
+            names = ", ".join(_model_label(chip_id) for chip_id in foreign)
+            raise DriverError(
+                f"{self.spec.port}: found {names} chip(s), but this driver is for the "
+                f"{model.name} ({model.chip_id:#06x})"
+            )
+        if len(replies) != self.spec.chips:
+            raise ChipCountError(self.spec.chips, len(replies), self.spec.port)
+        ids = tuple(r.chip_id for r in replies)
+        self._chain = ChainInfo(model.name, len(ids), ids, self.codec.addresses)
+        self._log.debug("chain enumerated", chips=len(ids))
+
+    async def _ramp(self, start_mhz: float, target_mhz: float, guard: int | None = None) -> None:
+        """Walk the PLL in 6.25 MHz steps; BM1397 sub-step gaps shrink with the step delay."""
+        scale = min(1.0, self.options.ramp_step_delay / _REFERENCE_RAMP_PAUSE)
+        for mhz in ramp_plan(start_mhz, target_mhz):
+            steps = registers.frequency_steps(self.chip_model, mhz)
+            await self._run_steps(steps, delay_scale=scale, guard=guard)
+            self._mhz = pll_for_frequency(self.chip_model, mhz).actual_mhz
+            await _pause(self.options.ramp_step_delay)
+
+    async def _set_host_baud(self, baud: int) -> None:
+        await self._require_link().set_baudrate(baud)
+        self._reset_parser()  # bytes straddling the switch are garbage
+
+    def _reset_parser(self) -> None:
+        self._crc_base += self._parser.crc_errors
+        self._parser = self.codec.parser()
+
+    # -- receiving and recovery -----------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._receive()
+            except SerialLinkLostError:
+                await self._recover()
+
+    async def _receive(self) -> None:
+        link = self._require_link()
+        while not self._lost:
+            parser = self._parser
+            data = await link.read(4096, timeout=_FLUSH_GAP if parser.pending else _IDLE_READ)
+            for reply in parser.feed(data) if data else parser.flush():
+                if isinstance(reply, NonceReply):
+                    self._on_nonce(reply)
+                else:
+                    self._on_register(reply)
+        raise SerialLinkLostError(f"{self.spec.port}: a write failed")
+
+    async def _recover(self) -> None:
+        """Wait for the device, bring the chain up again and resend the latest work."""
+        self._state = DriverState.RECONNECTING
+        self._log.warning("chain link lost; reconnecting")
+        self._fail_waiters(SerialLinkLostError(f"{self.spec.port}: link lost"))
+        self._checker.clear()
+        link, failures = self._require_link(), 0
+        while True:
+            try:
+                await link.reopen(timeout=_REOPEN_BUDGET)
+                await self._bring_up()
+                break
+            except SerialLinkLostError as exc:
+                self._log.debug("device not back yet", reason=str(exc))
+            except DriverError as exc:
+                failures += 1
+                report = self._log.warning if failures == 1 else self._log.debug
+                report("bring-up after reconnect failed; retrying", error=str(exc))
+                await link.close()
+                await asyncio.sleep(_RETRY_PAUSE)
+        self._reconnects += 1
+        self._state = DriverState.RUNNING
+        self._log.info("chain resumed", reconnects=self._reconnects)
+        await self._send_pending()
+
+    def _note_lost(self, generation: int) -> None:
+        """A public method's write failed: hand recovery to the receive task."""
+        link = self._link
+        if link is None or link.generation != generation:
+            return  # that link is already being (or has been) replaced
+        self._lost = True
+        if self._state is DriverState.RUNNING:
+            self._state = DriverState.RECONNECTING
+
+    def _on_nonce(self, reply: NonceReply) -> None:
+        now = time.monotonic()
+        outcome, found = self._checker.check(reply, now)
+        chip = self._counters[reply.chip_index]
+        match outcome:
+            case Outcome.ACCEPTED if found is not None:
+                chip.nonces += 1
+                chip.last_nonce_at = now
+                self._enqueue(found)
+            case Outcome.DUPLICATE:
+                chip.duplicates += 1
+            case Outcome.STALE:
+                self._stale += 1
+            case Outcome.UNKNOWN_JOB:
+                self._unknown += 1
+                chip.hw_errors += 1
+                self._report_hw_error(reply, outcome)
+            case _:
+                chip.hw_errors += 1
+                self._report_hw_error(reply, outcome)
+
+    def _report_hw_error(self, reply: NonceReply, outcome: Outcome) -> None:
+        first = reply.chip_index not in self._warned_chips
+        self._warned_chips.add(reply.chip_index)
+        report = self._log.warning if first else self._log.debug
+        report(
+            "nonce failed verification",
+            chip=reply.chip_index,
+            reason=outcome.name.lower(),
+            job_id=reply.job_id,
+            nonce=f"{reply.nonce:08x}",
+        )
+
+    def _enqueue(self, found: FoundNonce) -> None:
+        queue = self._queue
+        if queue.full():
+            queue.get_nowait()
+            self._dropped += 1
+        queue.put_nowait(found)
+
+    def _on_register(self, reply: RegisterReply) -> None:
+        waiter = self._waiters.pop((reply.chip_address, reply.register), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reply.value)
+
+    def _fail_waiters(self, error: DriverError) -> None:
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    # -- work ---------------------------------------------------------------------------
+
+    async def send_work(self, work: Work) -> None:
+        """Send ``work`` under the next job id; while reconnecting keep only the latest."""
+        if self._state is DriverState.STOPPED:
+            raise DriverError(f"{self.spec.port}: driver is not started")
+        if self._state is not DriverState.RUNNING:
+            self._pending = work
+            return
+        await self._transmit(work)
+
+    async def _transmit(self, work: Work) -> None:
+        link = self._require_link()
+        job_id = self._next_job_id
+        frame = self.codec.encode_job(work, job_id)
+        self._next_job_id = self.codec.next_job_id(job_id)
+        self._checker.assign(job_id, work)  # before writing: a fast chip may answer at once
+        generation = link.generation
+        try:
+            await link.write(frame)
+        except SerialLinkLostError:
+            self._pending = work
+            self._note_lost(generation)
+
+    async def _send_pending(self) -> None:
+        work, self._pending = self._pending, None
+        if work is None:
+            return
+        try:
+            await self._transmit(work)
+        except WorkError as exc:
+            self._log.error("queued work cannot be encoded; dropped", error=str(exc))
+
+    async def flush_work(self) -> None:
+        """Forget all work: nonces still arriving for it are counted as stale."""
+        self._checker.flush()
+        self._pending = None
+
+    async def next_nonce(self) -> FoundNonce:
+        """The next verified nonce; DriverError once the driver has stopped."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        task = self._task
+        if task is None or task.done():
+            raise DriverError(f"{self.spec.port}: driver is not running")
+        getter = asyncio.ensure_future(self._queue.get())
+        try:
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+        cause = None if task.cancelled() else task.exception()
+        raise DriverError(f"{self.spec.port}: driver stopped") from cause
+
+    # -- configuration --------------------------------------------------------------------
+
+    async def set_frequency(self, mhz: float) -> float:
+        """Ramp to ``mhz`` (applied at the next bring-up if the chain is not running)."""
+        try:
+            actual = pll_for_frequency(self.chip_model, mhz).actual_mhz
+        except ValueError as exc:
+            raise DriverError(f"{self.spec.port}: {exc}") from exc
+        self._target_mhz = float(mhz)
+        async with self._freq_lock:
+            if self._state is not DriverState.RUNNING:
+                return actual
+            generation = self._require_link().generation
+            try:
+                await self._ramp(self._mhz, mhz, guard=generation)
+                await self._run_steps(self._hcn_steps(mhz), guard=generation)
+            except SerialLinkLostError:
+                self._note_lost(generation)
+        return actual
+
+    def _hcn_steps(self, mhz: float) -> list[Step]:
+        """The hash-counting-number write for ``mhz`` (it scales with the clock)."""
+        model = self.chip_model
+        if model.hcn_correction is None:
+            return []
+        value = registers.hash_counting_number(model, self.spec.chips, mhz).to_bytes(4, "big")
+        return [Send(frames.write_register(Reg.HASH_COUNTING_NUMBER, value))]
+
+    async def set_version_mask(self, mask: int) -> None:
+        """Let the chips roll ``mask`` (full-header chips roll only bits 13..28 of it).
+
+        The BM1397 rolls nothing itself: the mask only tells whoever builds its work how
+        many midstates to make, so it is just remembered.
+        """
+        if not 0 <= mask <= 0xFFFFFFFF:
+            raise DriverError(f"{self.spec.port}: version mask {mask} is not a 32-bit value")
+        if not self.chip_model.full_header:
+            self._version_mask = mask
+            return
+        chip_mask = mask & DEFAULT_VERSION_MASK
+        self._version_mask = chip_mask
+        # Accept both masks while the chips switch, then only the new one.
+        self._checker.version_mask |= chip_mask
+        if self._state is DriverState.RUNNING:
+            value = registers.version_mask_value(chip_mask)
+            step = Send(frames.write_register(Reg.VERSION_MASK, value))
+            generation = self._require_link().generation
+            try:
+                await self._run_steps([step], guard=generation)
+            except SerialLinkLostError:
+                self._note_lost(generation)
+        self._checker.version_mask = chip_mask
+
+    async def read_register(self, register: int, chip: int = 0, timeout: float = 1.0) -> int:  # noqa: ASYNC109 - a per-call reply deadline
+        """Read one chip's register while hashing (the value is advisory: CRC-5 only)."""
+        if self._state is not DriverState.RUNNING:
+            raise DriverError(f"{self.spec.port}: cannot read registers while {self._state}")
+        if not 0 <= chip < self.spec.chips:
+            raise DriverError(f"{self.spec.port}: no chip {chip} in a {self.spec.chips}-chip chain")
+        address = self.codec.addresses[chip]
+        key = (address, register)
+        waiter = self._waiters.get(key)
+        if waiter is None:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters[key] = waiter
+            await self._require_link().write(frames.read_register(register, address))
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(waiter)
+        except TimeoutError:
+            if self._waiters.get(key) is waiter:
+                del self._waiters[key]
+            raise DriverTimeoutError(
+                f"{self.spec.port}: chip {chip} did not answer a read of {register:#04x}"
+            ) from None
+
+
+def _model_label(chip_id: int) -> str:
+    try:
+        return f"{model_by_chip_id(chip_id).name} ({chip_id:#06x})"
+    except ValueError:
+        return f"unknown ({chip_id:#06x})"
