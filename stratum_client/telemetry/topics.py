@@ -1,0 +1,442 @@
+"""MQTT topics, state payloads and commands, without I/O.
+
+Layout under the configured base topic (see docs/telemetry.md for samples)::
+
+    <base>/availability            online | offline      retained (birth / last will)
+    <base>/state                   miner JSON            retained
+    <base>/config                  static-ish JSON       retained
+    <base>/device/<slug>/state     one chain's JSON      retained
+    <base>/event                   event JSON            not retained
+    <base>/cmd/<command>           command JSON          written by clients
+    <base>/cmd/result              result JSON           not retained
+
+Hashrates in payloads are GH/s (what dashboards display), everything else in the units
+of :mod:`stratum_client.api.model`. Commands are validated against the current state
+here, so the shell only ever hands ``MinerControl`` a request that names a real device
+or pool with a sane value; anything else becomes an error result, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from stratum_client.api.model import DeviceState, MinerState, PoolStatus
+
+__all__ = [
+    "COMMANDS",
+    "MAX_COMMAND_BYTES",
+    "OFFLINE",
+    "ONLINE",
+    "Command",
+    "CommandError",
+    "EnergyMeter",
+    "Message",
+    "Topics",
+    "config_message",
+    "event_messages",
+    "parse_command",
+    "result_message",
+    "slug",
+    "state_messages",
+]
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+MAX_COMMAND_BYTES = 1024
+MAX_REQUEST_ID = 64
+MAX_REASON = 120
+MHZ_RANGE = (1.0, 2000.0)
+COMMANDS = ("pause", "resume", "mining", "set_frequency", "switch_pool")
+
+_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+
+
+def slug(text: str) -> str:
+    """A topic level and HA object id: lower-case ``[a-z0-9_-]``, never empty."""
+    return _UNSAFE.sub("_", text.lower()).strip("_")[:64] or "unnamed"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool = False
+    qos: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every topic the daemon publishes or listens to, from the base topic."""
+
+    base: str
+
+    @property
+    def availability(self) -> str:
+        return f"{self.base}/availability"
+
+    @property
+    def state(self) -> str:
+        return f"{self.base}/state"
+
+    @property
+    def config(self) -> str:
+        return f"{self.base}/config"
+
+    @property
+    def event(self) -> str:
+        return f"{self.base}/event"
+
+    @property
+    def commands(self) -> str:
+        """The subscription filter; it also matches :attr:`result`, which is skipped."""
+        return f"{self.base}/cmd/#"
+
+    @property
+    def result(self) -> str:
+        return f"{self.base}/cmd/result"
+
+    def command(self, name: str) -> str:
+        return f"{self.base}/cmd/{name}"
+
+    def device(self, name: str) -> str:
+        return f"{self.base}/device/{slug(name)}/state"
+
+
+def _dump(payload: object) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _num(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(value, digits)
+
+
+def _ghs(hps: float) -> float | None:
+    return _num(hps / 1e9)
+
+
+# --------------------------------------------------------------------------- state
+
+
+class EnergyMeter:
+    """kWh from the power estimate, integrated between publishes (resets on restart).
+
+    Home Assistant's energy dashboard wants a ``total_increasing`` energy sensor; a gap
+    longer than ``max_gap`` (daemon stalled, clock jump) adds nothing rather than a
+    guessed amount.
+    """
+
+    def __init__(self, max_gap: float = 300.0) -> None:
+        self.kwh = 0.0
+        self.max_gap = max_gap
+        self._last: tuple[float, float] | None = None
+
+    def update(self, power_w: float | None, now: float) -> float:
+        if self._last is not None:
+            previous_w, at = self._last
+            gap = now - at
+            if 0 < gap <= self.max_gap:
+                self.kwh += previous_w * gap / 3_600_000.0
+        self._last = None if power_w is None or not math.isfinite(power_w) else (power_w, now)
+        return self.kwh
+
+
+def _pool_brief(pool: PoolStatus) -> dict[str, object]:
+    return {
+        "index": pool.index,
+        "name": pool.name,
+        "url": pool.url,
+        "state": pool.state,
+        "accepted": pool.accepted,
+        "rejected": pool.rejected,
+        "stale": pool.stale,
+    }
+
+
+def state_payload(state: MinerState, *, energy_kwh: float | None = None) -> dict[str, object]:
+    """``<base>/state``: the whole miner in one retained JSON document."""
+    pool = state.active_pool
+    return {
+        "mining": str(state.mining),
+        "pause_reason": state.pause_reason,
+        "hashrate_1m": _ghs(state.hashrate.m1),
+        "hashrate_5m": _ghs(state.hashrate.m5),
+        "hashrate_15m": _ghs(state.hashrate.m15),
+        "hashrate_avg": _ghs(state.hashrate.average),
+        "accepted": state.accepted,
+        "rejected": state.rejected,
+        "stale": state.stale,
+        "hw_errors": state.hw_errors,
+        "best_share": _num(state.best_share),
+        "found_blocks": state.found_blocks,
+        "power_w": _num(state.power_w, 1),
+        "energy_kwh": _num(energy_kwh, 4),
+        "uptime_s": int(max(state.elapsed, 0.0)),
+        "chips": sum(device.chips for device in state.devices),
+        "chips_alive": sum(device.chips_alive for device in state.devices),
+        "pool": pool.name if pool else None,
+        "pool_url": pool.url if pool else None,
+        "pool_state": pool.state if pool else "none",
+        "pool_difficulty": _num(pool.difficulty) if pool else None,
+        "pools": [_pool_brief(p) for p in state.pools],
+        "timestamp": int(state.when),
+    }
+
+
+def device_payload(device: DeviceState) -> dict[str, object]:
+    """``<base>/device/<slug>/state``: one chain, with per-chip health."""
+    return {
+        "name": device.name,
+        "model": device.model,
+        "status": str(device.status),
+        "enabled": device.enabled,
+        "chips": device.chips,
+        "chips_alive": device.chips_alive,
+        "frequency_mhz": _num(device.frequency_mhz, 2),
+        "temperature_c": _num(device.temperature_c, 1),
+        "voltage_v": _num(device.voltage_v, 3),
+        "power_w": _num(device.power_w, 1),
+        "hashrate_1m": _ghs(device.hashrate.m1),
+        "hashrate_5m": _ghs(device.hashrate.m5),
+        "hashrate_15m": _ghs(device.hashrate.m15),
+        "accepted": device.accepted,
+        "rejected": device.rejected,
+        "hw_errors": device.hw_errors,
+        "chip_health": [
+            {
+                "chip": chip.index,
+                "alive": chip.alive,
+                "nonces": chip.nonces,
+                "hw_errors": chip.hw_errors,
+                "duplicates": chip.duplicates,
+                "last_nonce_age_s": _num(chip.last_nonce_age, 1),
+            }
+            for chip in device.chip_counters
+        ],
+    }
+
+
+def config_payload(state: MinerState) -> dict[str, object]:
+    """``<base>/config``: what the miner is, not how it is doing (no secrets)."""
+    return {
+        "version": state.version,
+        "hostname": state.hostname,
+        "devices": [
+            {"name": d.name, "model": d.model, "chips": d.chips, "enabled": d.enabled}
+            for d in state.devices
+        ],
+        "pools": [
+            {"index": p.index, "name": p.name, "url": p.url, "user": p.user} for p in state.pools
+        ],
+    }
+
+
+def state_messages(
+    topics: Topics, state: MinerState, *, energy_kwh: float | None = None
+) -> list[Message]:
+    """The retained state documents for one publish round."""
+    messages = [Message(topics.state, _dump(state_payload(state, energy_kwh=energy_kwh)), True)]
+    messages += [
+        Message(topics.device(device.name), _dump(device_payload(device)), True)
+        for device in state.devices
+    ]
+    return messages
+
+
+def config_message(topics: Topics, state: MinerState) -> Message:
+    return Message(topics.config, _dump(config_payload(state)), retain=True, qos=1)
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _events(previous: MinerState, current: MinerState) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+    if previous.mining != current.mining and current.mining == "paused":
+        found.append({"event": "mining_paused", "reason": current.pause_reason})
+    elif previous.mining != current.mining:
+        found.append({"event": "mining_resumed"})
+    old_pool, new_pool = previous.active_pool, current.active_pool
+    if (old_pool and old_pool.index) != (new_pool and new_pool.index):
+        found.append(
+            {
+                "event": "pool_changed",
+                "from": old_pool.name if old_pool else None,
+                "to": new_pool.name if new_pool else None,
+            }
+        )
+    if current.found_blocks > previous.found_blocks:
+        found.append({"event": "block_found", "count": current.found_blocks})
+    old_status = {device.name: device.status for device in previous.devices}
+    for device in current.devices:
+        if device.name in old_status and old_status[device.name] != device.status:
+            event = {"event": "device_status", "device": device.name}
+            found.append({**event, "from": str(old_status[device.name]), "to": str(device.status)})
+    return found
+
+
+def event_messages(
+    topics: Topics, previous: MinerState | None, current: MinerState
+) -> list[Message]:
+    """Non-retained events for what changed between two snapshots."""
+    if previous is None:
+        return []
+    return [
+        Message(topics.event, _dump({**event, "timestamp": int(current.when)}))
+        for event in _events(previous, current)
+    ]
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A validated command, ready for ``MinerControl``."""
+
+    name: str
+    request_id: str | None = None
+    reason: str = "MQTT"
+    running: bool = True
+    device: str = ""
+    mhz: float = 0.0
+    pool: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class CommandError:
+    """A command that cannot run; answered on the result topic."""
+
+    name: str | None
+    request_id: str | None
+    error: str
+
+
+Fields = Mapping[str, object]
+Validator = Callable[[Fields, str | None, MinerState], "Command | str"]
+
+
+def _only(fields: Fields, allowed: tuple[str, ...]) -> str | None:
+    extra = sorted(key[:32] for key in fields if key not in (*allowed, "request_id"))
+    return f"unknown field(s): {', '.join(extra[:8])}" if extra else None
+
+
+def _pause(fields: Fields, rid: str | None, _state: MinerState) -> Command | str:
+    reason = fields.get("reason", "MQTT")
+    if not isinstance(reason, str) or not reason.isprintable() or len(reason) > MAX_REASON:
+        return f"reason must be printable text of at most {MAX_REASON} characters"
+    return _only(fields, ("reason",)) or Command("pause", rid, reason=reason or "MQTT")
+
+
+def _resume(fields: Fields, rid: str | None, _state: MinerState) -> Command | str:
+    return _only(fields, ()) or Command("resume", rid)
+
+
+def _mining(fields: Fields, rid: str | None, _state: MinerState) -> Command | str:
+    running = fields.get("running")
+    if not isinstance(running, bool):
+        return "running must be true or false"
+    return _only(fields, ("running",)) or Command("mining", rid, running=running)
+
+
+def _set_frequency(fields: Fields, rid: str | None, state: MinerState) -> Command | str:
+    names = [device.name for device in state.devices]
+    device = fields.get("device", names[0] if len(names) == 1 else None)
+    if not isinstance(device, str) or device not in names:
+        return f"device must be one of: {', '.join(names[:16]) or '(no devices)'}"
+    mhz = fields.get("mhz")
+    low, high = MHZ_RANGE
+    if isinstance(mhz, bool) or not isinstance(mhz, int | float) or not low <= mhz <= high:
+        return f"mhz must be a number from {low:g} to {high:g}"
+    unknown = _only(fields, ("device", "mhz"))
+    return unknown or Command("set_frequency", rid, device=device, mhz=float(mhz))
+
+
+def _switch_pool(fields: Fields, rid: str | None, state: MinerState) -> Command | str:
+    wanted = fields.get("pool", fields.get("index"))
+    for pool in state.pools:
+        if (isinstance(wanted, int) and not isinstance(wanted, bool) and wanted == pool.index) or (
+            isinstance(wanted, str) and wanted == pool.name
+        ):
+            return _only(fields, ("pool", "index")) or Command("switch_pool", rid, pool=pool.index)
+    return f"pool must be a pool index (0-{len(state.pools) - 1}) or name"
+
+
+_VALIDATORS: Mapping[str, Validator] = {
+    "pause": _pause,
+    "resume": _resume,
+    "mining": _mining,
+    "set_frequency": _set_frequency,
+    "switch_pool": _switch_pool,
+}
+
+
+def _fields(payload: bytes) -> Fields | str:
+    if len(payload) > MAX_COMMAND_BYTES:
+        return f"payload over {MAX_COMMAND_BYTES} bytes"
+    if not payload.strip():
+        return {}
+    try:
+        decoded = json.loads(payload)
+    except (ValueError, RecursionError):
+        return "payload is not valid JSON"
+    return decoded if isinstance(decoded, dict) else "payload must be a JSON object"
+
+
+def _request_id(fields: Fields) -> str | CommandError | None:
+    rid = fields.get("request_id")
+    if rid is None:
+        return None
+    if isinstance(rid, int) and not isinstance(rid, bool):
+        return str(rid)
+    if isinstance(rid, str) and len(rid) <= MAX_REQUEST_ID and rid.isprintable():
+        return rid
+    return CommandError(None, None, f"request_id must be a string of at most {MAX_REQUEST_ID}")
+
+
+def parse_command(
+    topic: str, payload: bytes, topics: Topics, state: MinerState
+) -> Command | CommandError | None:
+    """Turn one message under ``<base>/cmd/`` into a command or an error.
+
+    ``None`` means "not for us" (our own result topic, or outside the command tree).
+    """
+    prefix = topics.command("")
+    if not topic.startswith(prefix) or topic == topics.result:
+        return None
+    name = topic[len(prefix) :]
+    fields = _fields(payload)
+    if isinstance(fields, str):
+        return CommandError(name if name in _VALIDATORS else None, None, fields)
+    rid = _request_id(fields)
+    if isinstance(rid, CommandError):
+        return CommandError(name if name in _VALIDATORS else None, None, rid.error)
+    validator = _VALIDATORS.get(name)
+    if validator is None:
+        return CommandError(
+            None, rid, f"unknown command {name[:32]!r}; known: {', '.join(COMMANDS)}"
+        )
+    checked = validator(fields, rid, state)
+    return CommandError(name, rid, checked) if isinstance(checked, str) else checked
+
+
+def result_message(
+    topics: Topics,
+    *,
+    command: str | None,
+    request_id: str | None,
+    error: str | None,
+    result: object = None,
+) -> Message:
+    """``{ok, error, request_id, command, result}`` on ``<base>/cmd/result``."""
+    payload = {
+        "ok": error is None,
+        "error": error,
+        "request_id": request_id,
+        "command": command,
+        "result": result,
+    }
+    return Message(topics.result, _dump(payload), retain=False, qos=1)
