@@ -288,6 +288,20 @@ class _QuietSerialTransport(serial_asyncio_fast.SerialTransport):
         else:
             super()._fatal_error(exc, message)
 
+    def _write_ready(self) -> None:
+        """Drop the write callback once the buffer is empty.
+
+        Upstream leaves it registered after flushing a partial write, so every later loop
+        pass asserts on an empty buffer and the loop spins at full CPU whenever the
+        kernel's send buffer once filled (a slow or stalled adapter).
+        """
+        if not self._write_buffer:
+            self._remove_writer()
+            return
+        super()._write_ready()
+        if not self._write_buffer:
+            self._remove_writer()
+
 
 def _is_url(port: str) -> bool:
     return "://" in port

@@ -377,3 +377,17 @@ def test_closing_an_old_pair_keeps_a_newer_symlink(tmp_path: Path) -> None:
     with PtyPair.open(link) as new:
         old.close()
         assert os.readlink(link) == new.slave_name
+
+
+async def test_loop_goes_idle_after_a_write_that_filled_the_kernel_buffer(
+    pty: PtyPair, pty_link: SerialLink
+) -> None:
+    """A partial write once left a callback that made the event loop spin at full CPU."""
+    payload = bytes(range(256)) * 1024  # far more than a pty buffers
+    writer = asyncio.create_task(pty_link.write(payload))
+    assert await read_master(pty, len(payload)) == payload
+    await writer
+    before = time.process_time()
+    await asyncio.sleep(1.0)
+    # an idle loop burns almost no CPU; the spinning one burnt the whole second
+    assert time.process_time() - before < 0.5
