@@ -22,13 +22,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
-import struct
 import time
-from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from fractions import Fraction
-from hashlib import sha256
 from typing import ClassVar, Final
 
 import structlog
@@ -43,13 +37,13 @@ from stratum_client.errors import (
     SerialLinkLostError,
     WorkError,
 )
-from stratum_client.work.header import header_prefix, prevhash_to_header_order
 from stratum_client.work.job import DEFAULT_VERSION_MASK, Work
-from stratum_client.work.target import DIFF1_TARGET
 
 from . import frames, registers
 from .chips import ChipModel, model_by_chip_id, model_by_name
 from .codec import ChipCodec, NonceReply, RegisterReply, Reply, codec_for
+from .nonces import NonceChecker, Outcome, ticket_target
+from .options import DriverOptions, baud_plan, parse_options
 from .pll import pll_for_frequency, ramp_plan
 from .registers import CountChips, Delay, Reg, Send, SetHostBaud, Step
 from .rx import ReplyParser
@@ -76,11 +70,6 @@ _IDLE_READ: Final = 0.5
 _REOPEN_BUDGET: Final = 30.0
 _RETRY_PAUSE: Final = 1.0
 """Pause before re-trying a bring-up that failed on a present device (wrong chip count)."""
-_DEDUPE_WINDOW: Final = 8192
-_BAUD_TOLERANCE: Final = 0.05
-"""How far a requested BM1397 baud rate may be from the nearest divider's rate."""
-_HEADER: Final = struct.Struct("<I72sI")
-_MAX_HASH: Final = 1 << 256
 
 
 class DriverState(enum.StrEnum):
@@ -90,225 +79,6 @@ class DriverState(enum.StrEnum):
     RUNNING = "running"
     RECONNECTING = "reconnecting"
     STOPPED = "stopped"
-
-
-class Outcome(enum.Enum):
-    """What the nonce check decided about one nonce reply."""
-
-    ACCEPTED = enum.auto()
-    HW_ERROR = enum.auto()
-    DUPLICATE = enum.auto()
-    STALE = enum.auto()
-    UNKNOWN_JOB = enum.auto()
-
-
-# --------------------------------------------------------------------------------------
-# options
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DriverOptions:
-    """The ``[devices.options]`` keys this driver understands."""
-
-    ramp_step_delay: float = 0.1
-    """Seconds between 6.25 MHz PLL steps (lets the core supply follow)."""
-    enumerate_quiet: float = 0.2
-    """Seconds without a new chip-id reply that end enumeration."""
-    baud: int | None = None
-    """Chain baud rate after init; ``None`` = the model's fastest, 0 = stay at 115 200."""
-    initial_mhz: float = 50.0
-    """Frequency the chips are assumed to run at after power-up (start of the ramp)."""
-
-
-def _number(port: str, key: str, value: object, minimum: float, inclusive: bool) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not (value >= minimum if inclusive else value > minimum)
-    ):
-        bound = f"≥ {minimum:g}" if inclusive else f"> {minimum:g}"
-        raise DriverError(f"{port}: option {key!r} must be a number {bound}, got {value!r}")
-    return float(value)
-
-
-def parse_options(port: str, options: Mapping[str, object]) -> DriverOptions:
-    """Validate ``spec.options``; an unknown key or a wrong type is a DriverError naming it."""
-    if not isinstance(options, Mapping):
-        raise DriverError(f"{port}: driver options must be a table, got {options!r}")
-    known = {f.name for f in fields(DriverOptions)}
-    unknown = sorted(str(key) for key in options if key not in known)
-    if unknown:
-        raise DriverError(
-            f"{port}: unknown driver option {unknown[0]!r} (known: {', '.join(sorted(known))})"
-        )
-    default = DriverOptions()
-
-    def number(key: str, inclusive: bool) -> float:
-        return _number(port, key, options.get(key, getattr(default, key)), 0.0, inclusive)
-
-    return DriverOptions(
-        ramp_step_delay=number("ramp_step_delay", inclusive=True),
-        enumerate_quiet=number("enumerate_quiet", inclusive=False),
-        baud=_baud_option(port, options.get("baud")),
-        initial_mhz=number("initial_mhz", inclusive=False),
-    )
-
-
-def _baud_option(port: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise DriverError(f"{port}: option 'baud' must be an integer ≥ 0, got {value!r}")
-    return value
-
-
-def _baud_plan(model: ChipModel, port: str, requested: int | None) -> tuple[bytes | None, int]:
-    """The register write that switches the chips, and the rate the host then uses."""
-    if requested in (0, INITIAL_BAUDRATE):
-        return None, INITIAL_BAUDRATE
-    send, host = registers.max_baud_steps(model)
-    if not (isinstance(send, Send) and isinstance(host, SetHostBaud)):
-        raise DriverError(f"{model.name}: the codec's baud switch has an unknown layout")
-    if requested is None or requested == host.baud:
-        return send.frame, host.baud
-    if not model.full_header:
-        # The host then runs at the chip's exact rate, so only the request is approximate.
-        value = min(
-            (bytes((0, 0, 0x60 | divider, 0x31)) for divider in range(32)),
-            key=lambda v: abs(registers.misc_control_baud(v) - requested),
-        )
-        rate = registers.misc_control_baud(value)
-        if abs(rate - requested) <= requested * _BAUD_TOLERANCE:
-            return frames.write_register(Reg.MISC_CONTROL, value), rate
-    raise DriverError(
-        f"{port}: option 'baud' = {requested} is not a rate the {model.name} can be set to "
-        f"(use 0 to stay at {INITIAL_BAUDRATE}, or {host.baud})"
-    )
-
-
-# --------------------------------------------------------------------------------------
-# work slots and nonce verification (no I/O)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Slot:
-    """Work held under one chip job id, with what a nonce check needs precomputed."""
-
-    work: Work
-    generation: int
-    tail: bytes
-    """Header bytes 4..75 (prevhash, merkle root, ntime, nbits): fixed for the work."""
-    versions: tuple[int, ...]
-    """BM1397: the version of each midstate, by midstate index."""
-    identity: tuple[str, bytes, int]
-    job_version: int
-    rollable: int
-    """Bits the job lets the version differ in (its pool-granted mask)."""
-
-
-class NonceChecker:
-    """Maps nonce replies to work, verifies their hash, and filters duplicates.
-
-    ``target`` is the exclusive bound on the hash (little-endian integer) a reported
-    nonce must be under. A chip with ticket difficulty 2**k reports hashes whose top
-    32 + k bits are zero, i.e. below ``2**(224 − k)``; the emulator scales that by
-    1/``difficulty_scale``. Comparing against this target rather than the difficulty
-    keeps genuine nonces a hair under 2**k (65535/65536 of it) from being rejected.
-    """
-
-    def __init__(self, model: ChipModel, target: int, window: int = _DEDUPE_WINDOW) -> None:
-        self.model = model
-        self.target = target
-        self.version_mask = 0
-        """Bits the chips were told to roll (full-header chips)."""
-        self._slots: dict[int, _Slot] = {}
-        self._generation = 0
-        self._seen: OrderedDict[tuple[object, ...], None] = OrderedDict()
-        self._window = window
-
-    def assign(self, job_id: int, work: Work) -> None:
-        """Remember ``work`` under ``job_id``, replacing what the slot held."""
-        tail = header_prefix(
-            work.version,
-            prevhash_to_header_order(work.job.prevhash),
-            work.merkle_root,
-            work.ntime,
-            work.job.nbits,
-        )[4:]
-        self._slots[job_id] = _Slot(
-            work=work,
-            generation=self._generation,
-            tail=tail,
-            versions=tuple(m.version for m in work.midstates),
-            identity=(work.job.job_id, work.extranonce2, work.ntime),
-            job_version=work.job.version,
-            rollable=work.job.version_mask,
-        )
-
-    def flush(self) -> None:
-        """Make every slot stale (clean_jobs): late nonces for them are not passed on."""
-        self._generation += 1
-
-    def clear(self) -> None:
-        """Forget every slot (the chips were reset and hold no work)."""
-        self._generation += 1
-        self._slots.clear()
-
-    def check(self, reply: NonceReply, received_at: float) -> tuple[Outcome, FoundNonce | None]:
-        """Verify one nonce reply; a FoundNonce only for :attr:`Outcome.ACCEPTED`."""
-        slot = self._slots.get(reply.job_id)
-        if slot is None:
-            return Outcome.UNKNOWN_JOB, None
-        version = self._version(slot, reply)
-        if version is None:
-            return Outcome.HW_ERROR, None
-        digest = sha256(sha256(_HEADER.pack(version, slot.tail, reply.nonce)).digest()).digest()
-        value = int.from_bytes(digest, "little")
-        if value >= self.target:
-            return Outcome.HW_ERROR, None
-        if slot.generation != self._generation or (version ^ slot.job_version) & ~slot.rollable:
-            # flushed work, or a version the job's own mask cannot express in a submit
-            return Outcome.STALE, None
-        if self._is_duplicate((*slot.identity, reply.nonce, version)):
-            return Outcome.DUPLICATE, None
-        found = FoundNonce(
-            work=slot.work,
-            nonce=reply.nonce,
-            version=version,
-            chip=reply.chip_index,
-            core=reply.core,
-            hash=digest,
-            difficulty=DIFF1_TARGET / value if value else math.inf,
-            received_at=received_at,
-        )
-        return Outcome.ACCEPTED, found
-
-    def _version(self, slot: _Slot, reply: NonceReply) -> int | None:
-        """The header version the chip hashed, or ``None`` if the reply cannot be right."""
-        if not self.model.full_header:
-            index = reply.midstate_index
-            return slot.versions[index] if index < len(slot.versions) else None
-        if reply.version_bits & ~self.version_mask:
-            return None
-        return slot.work.version | reply.version_bits
-
-    def _is_duplicate(self, key: tuple[object, ...]) -> bool:
-        seen = self._seen
-        if key in seen:
-            return True
-        seen[key] = None
-        if len(seen) > self._window:
-            seen.popitem(last=False)
-        return False
-
-
-def ticket_target(ticket_difficulty: float, scale: float) -> int:
-    """Hash bound for a chip ticket (a power of two) scaled down by ``scale``."""
-    bound = Fraction(registers.ticket_target(ticket_difficulty)) / Fraction(scale)
-    return min(math.floor(bound), _MAX_HASH)
 
 
 def _find(steps: list[Step], part: list[Step]) -> int:
@@ -352,9 +122,7 @@ class Bm13xxDriver(AsicDriver):
             self._mhz = pll_for_frequency(self.chip_model, self._target_mhz).actual_mhz
         except ValueError as exc:
             raise DriverError(f"{spec.port}: {exc}") from exc
-        self._baud_frame, self._fast_baud = _baud_plan(
-            self.chip_model, spec.port, self.options.baud
-        )
+        self._baud_frame, self._fast_baud = baud_plan(self.chip_model, spec.port, self.options.baud)
         self.ticket_difficulty = float(registers.ticket_difficulty(spec.ticket_difficulty))
         """The power of two the chips were given (asking for 300 gives 256)."""
         target = ticket_target(self.ticket_difficulty, spec.difficulty_scale)
