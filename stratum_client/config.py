@@ -13,26 +13,26 @@ at most one of the three per secret. See ``docs/configuration.md``.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
-import math
 import os
 import re
 import socket
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, TypeVar, cast
+from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from drivers.base import DeviceSpec
 from stratum_client import __version__
+from stratum_client import tomlschema as ts
 from stratum_client.energy.config import EnergyConfig, parse_energy
 from stratum_client.errors import ConfigError
 from stratum_client.logsetup import COMPONENT_LOGGERS, LEVELS
 from stratum_client.secrets import Secret, read_secret_env, read_secret_file
+from stratum_client.tomlschema import Convert, Table, TableContext
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -222,170 +222,7 @@ class Config:
 # --------------------------------------------------------------------------- reading
 
 
-T = TypeVar("T")
-Convert = Callable[[str, object], T]
-_MISSING = object()
-
-
-def _show(value: object) -> str:
-    """The value as the user wrote it, shortened; tables and arrays described."""
-    if isinstance(value, Mapping):
-        return "a table"
-    shown = _mask_userinfo(repr(value))
-    return shown if len(shown) <= 80 else shown[:77] + "..."
-
-
-def _bad(key: str, value: object, problem: str, expected: str) -> ConfigError:
-    return ConfigError(key, f"{_show(value)} {problem}; expected {expected}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What validation needs beyond the data: where relative paths start, the env."""
-
-    base_dir: Path
-    env: Mapping[str, str]
-
-
-class _Table:
-    """One TOML table being read; rejects unknown keys up front (with a suggestion)."""
-
-    def __init__(self, data: object, path: str, known: tuple[str, ...], ctx: _Context) -> None:
-        if not isinstance(data, Mapping):
-            raise _bad(path, data, "is not a table", f"a [{path}] table")
-        self.data: Mapping[str, object] = data
-        self.path = path
-        self.known = known
-        self.ctx = ctx
-        for name in data:
-            if name not in known:
-                raise ConfigError(self.key(name), _unknown(name, known))
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def get(self, name: str, convert: Convert[T], default: T) -> T:
-        value = self.data.get(name, _MISSING)
-        return default if value is _MISSING else convert(self.key(name), value)
-
-    def optional(self, name: str, convert: Convert[T]) -> T | None:
-        value = self.data.get(name, _MISSING)
-        return None if value is _MISSING else convert(self.key(name), value)
-
-    def require(self, name: str, convert: Convert[T], expected: str) -> T:
-        value = self.data.get(name, _MISSING)
-        if value is _MISSING:
-            raise ConfigError(self.key(name), f"is missing; expected {expected}")
-        return convert(self.key(name), value)
-
-    def table(self, name: str, known: tuple[str, ...]) -> _Table:
-        return _Table(self.data.get(name, {}), self.key(name), known, self.ctx)
-
-    def array(self, name: str, known: tuple[str, ...]) -> list[_Table]:
-        key = self.key(name)
-        items = self.data.get(name, [])
-        if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-            raise _bad(key, items, "is not an array of tables", f"[[{key}]] tables")
-        return [_Table(item, f"{key}[{i}]", known, self.ctx) for i, item in enumerate(items)]
-
-
-def _unknown(name: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    if close:
-        return f"unknown key; did you mean {close[0]!r}?"
-    return f"unknown key; expected one of {', '.join(known)}"
-
-
-def _string(key: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise _bad(key, value, "is not a string", "a string")
-    return value
-
-
-def _text(key: str, value: object) -> str:
-    """A non-empty string without control characters (it ends up on the wire or in logs)."""
-    result = _string(key, value).strip()
-    if not result or any(ord(c) < 0x20 or ord(c) == 0x7F for c in result):
-        raise _bad(key, value, "is empty or has control characters", "a non-empty string")
-    return result
-
-
-def _boolean(key: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _bad(key, value, "is not a boolean", "true or false")
-    return value
-
-
-def _integer(lo: int, hi: int) -> Convert[int]:
-    expected = f"an integer from {lo} to {hi}"
-
-    def convert(key: str, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(key, value, "is not an integer", expected)
-        if not lo <= value <= hi:
-            raise _bad(key, value, "is out of range", expected)
-        return value
-
-    return convert
-
-
-def _number(lo: float, hi: float = math.inf, *, lo_open: bool = False) -> Convert[float]:
-    above = f"> {lo:g}" if lo_open else f">= {lo:g}"
-    expected = f"a number {above}" + (f" and <= {hi:g}" if hi != math.inf else "")
-
-    def convert(key: str, value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _bad(key, value, "is not a number", expected)
-        result = float(value)
-        low_ok = result > lo if lo_open else result >= lo
-        if not (low_ok and result <= hi) or math.isnan(result):
-            raise _bad(key, value, "is out of range", expected)
-        return result
-
-    return convert
-
-
-def _choice(*options: str) -> Convert[str]:
-    def convert(key: str, value: object) -> str:
-        result = _string(key, value).lower()
-        if result not in options:
-            raise _bad(key, value, "is not allowed", f"one of {', '.join(options)}")
-        return result
-
-    return convert
-
-
-def _matching(pattern: str, expected: str) -> Convert[str]:
-    compiled = re.compile(pattern)
-
-    def convert(key: str, value: object) -> str:
-        result = _string(key, value)
-        if not compiled.fullmatch(result):
-            raise _bad(key, value, "is not valid", expected)
-        return result
-
-    return convert
-
-
-def _file(ctx: _Context) -> Convert[Path]:
-    def convert(key: str, value: object) -> Path:
-        path = Path(_text(key, value)).expanduser()
-        path = path if path.is_absolute() else ctx.base_dir / path
-        if not path.is_file():
-            raise _bad(key, value, "does not exist or is not a file", "a readable file")
-        return path
-
-    return convert
-
-
-def _absolute_path(key: str, value: object) -> Path:
-    path = Path(_text(key, value))
-    if not path.is_absolute():
-        raise _bad(key, value, "is not absolute", "an absolute directory path")
-    return path
-
-
-def _secret(table: _Table, name: str) -> Secret | None:
+def _secret(table: Table, name: str) -> Secret | None:
     """Read ``name``, ``name_env`` or ``name_file``; at most one may be given."""
     given = [n for n in (name, f"{name}_env", f"{name}_file") if n in table.data]
     if len(given) > 1:
@@ -403,23 +240,6 @@ def _secret(table: _Table, name: str) -> Secret | None:
     return Secret(raw)
 
 
-def _freeze(value: object) -> object:
-    """Deep read-only copy, so a frozen config cannot be changed through its tables."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _free_table(key: str, value: object) -> Mapping[str, object]:
-    if not isinstance(value, Mapping):
-        raise _bad(key, value, "is not a table", f"a [{key}] table")
-    return cast("Mapping[str, object]", _freeze(value))
-
-
-# --------------------------------------------------------------------------- addresses
-
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?")
 _SCHEMES = {"stratum+tcp": False, "stratum+ssl": True, "stratum+tls": True}
@@ -435,14 +255,10 @@ def _valid_host(host: str) -> bool:
 
 
 def _host(key: str, value: object) -> str:
-    host = _text(key, value)
+    host = ts.text(key, value)
     if not _valid_host(host):
-        raise _bad(key, value, "is not a host name or IP address", "a host name or IP address")
+        raise ts.bad(key, value, "is not a host name or IP address", "a host name or IP address")
     return host
-
-
-def _mask_userinfo(url: str) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", url)
 
 
 def _split_host_port(key: str, value: str, shown: str, expected: str) -> tuple[str, int]:
@@ -467,8 +283,8 @@ def _split_host_port(key: str, value: str, shown: str, expected: str) -> tuple[s
 
 def _stratum_url(key: str, value: object) -> tuple[str, bool, str, int]:
     """``(normalised url, tls, host, port)``; any password in the URL stays masked."""
-    url = _string(key, value).strip()
-    shown = _mask_userinfo(url)
+    url = ts.string(key, value).strip()
+    shown = ts.mask_userinfo(url)
     scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme not in _SCHEMES:
         raise ConfigError(key, f"{shown!r} is not a stratum URL; expected {URL_EXPECTED}")
@@ -478,22 +294,22 @@ def _stratum_url(key: str, value: object) -> tuple[str, bool, str, int]:
 
 
 def _listen(key: str, value: object) -> ListenAddress:
-    raw = _text(key, value)
+    raw = ts.text(key, value)
     host, port = _split_host_port(key, f"//{raw}", raw, "HOST:PORT, e.g. 127.0.0.1:4028")
     return ListenAddress(host, port)
 
 
 def _networks(key: str, value: object) -> tuple[IPNetwork, ...]:
     if not isinstance(value, list):
-        raise _bad(key, value, "is not a list", 'a list of CIDR strings, e.g. ["127.0.0.1/32"]')
+        raise ts.bad(key, value, "is not a list", 'a list of CIDR strings, e.g. ["127.0.0.1/32"]')
     networks: list[IPNetwork] = []
     for i, item in enumerate(value):
-        cidr = _string(f"{key}[{i}]", item)
+        cidr = ts.string(f"{key}[{i}]", item)
         try:
             networks.append(ipaddress.ip_network(cidr))
         except ValueError as exc:
             problem = f"is not a network ({exc})"
-            raise _bad(f"{key}[{i}]", item, problem, "CIDR like 10.0.0.0/8") from None
+            raise ts.bad(f"{key}[{i}]", item, problem, "CIDR like 10.0.0.0/8") from None
     return tuple(networks)
 
 
@@ -519,38 +335,38 @@ _MQTT_KEYS = (
 _TOP_KEYS = ("daemon", "pools", "pool_policy", "devices", "api", "telemetry", "energy")
 
 _POLICY_RULES: dict[str, Convert[float]] = {
-    "connect_timeout": _number(0, lo_open=True),
-    "silence_timeout": _number(0, lo_open=True),
-    "backoff_initial": _number(0, lo_open=True),
-    "backoff_max": _number(0, lo_open=True),
-    "return_to_primary_after": _number(0),
-    "primary_probe_interval": _number(0, lo_open=True),
-    "submit_timeout": _number(0, lo_open=True),
-    "drain_timeout": _number(0),
+    "connect_timeout": ts.number(0, lo_open=True),
+    "silence_timeout": ts.number(0, lo_open=True),
+    "backoff_initial": ts.number(0, lo_open=True),
+    "backoff_max": ts.number(0, lo_open=True),
+    "return_to_primary_after": ts.number(0),
+    "primary_probe_interval": ts.number(0, lo_open=True),
+    "submit_timeout": ts.number(0, lo_open=True),
+    "drain_timeout": ts.number(0),
 }
 _POLICY_KEYS = (*_POLICY_RULES, "pending_share_limit", "reconnect_same_domain_only")
-_LEVEL = _choice(*LEVELS)
+_LEVEL = ts.choice(*LEVELS)
 _DAEMON_DEFAULTS = DaemonConfig()
 _API_DEFAULTS = ApiConfig()
-_DRIVER_NAME = _matching(r"[A-Za-z][A-Za-z0-9_.-]*", "a driver name such as bm1366")
-_DEVICE_NAME = _matching(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "letters, digits, '_', '.', '-'")
-_TOPIC = _matching(r"[^/+#\x00]+(?:/[^/+#\x00]+)*", "an MQTT topic without + or #")
+_DRIVER_NAME = ts.matching(r"[A-Za-z][A-Za-z0-9_.-]*", "a driver name such as bm1366")
+_DEVICE_NAME = ts.matching(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "letters, digits, '_', '.', '-'")
+_TOPIC = ts.matching(r"[^/+#\x00]+(?:/[^/+#\x00]+)*", "an MQTT topic without + or #")
 
 
-def _daemon(t: _Table) -> DaemonConfig:
+def _daemon(t: Table) -> DaemonConfig:
     levels = t.table("log_levels", tuple(COMPONENT_LOGGERS))
     return DaemonConfig(
         log_level=t.get("log_level", _LEVEL, "info"),
         log_format=cast(
-            "LogFormat", t.get("log_format", _choice("auto", "json", "console"), "auto")
+            "LogFormat", t.get("log_format", ts.choice("auto", "json", "console"), "auto")
         ),
         log_levels=MappingProxyType({c: _LEVEL(levels.key(c), v) for c, v in levels.data.items()}),
-        state_dir=t.get("state_dir", _absolute_path, _DAEMON_DEFAULTS.state_dir),
-        user_agent=t.get("user_agent", _text, _DAEMON_DEFAULTS.user_agent),
+        state_dir=t.get("state_dir", ts.absolute_path, _DAEMON_DEFAULTS.state_dir),
+        user_agent=t.get("user_agent", ts.text, _DAEMON_DEFAULTS.user_agent),
     )
 
 
-def _pool(t: _Table) -> PoolConfig:
+def _pool(t: Table) -> PoolConfig:
     url, tls, host, port = t.require("url", _stratum_url, URL_EXPECTED)
     for name in ("ca_file", "tls_verify"):
         if name in t.data and not tls:
@@ -560,54 +376,54 @@ def _pool(t: _Table) -> PoolConfig:
         host=host,
         port=port,
         tls=tls,
-        user=t.require("user", _text, "the pool user (often a payout address)"),
+        user=t.require("user", ts.text, "the pool user (often a payout address)"),
         password=_secret(t, "password") or Secret("x"),
-        name=t.get("name", _text, f"{host}:{port}"),
-        ca_file=t.optional("ca_file", _file(t.ctx)),
-        tls_verify=t.get("tls_verify", _boolean, True),
-        suggest_difficulty=t.optional("suggest_difficulty", _number(0, lo_open=True)),
-        extranonce_subscribe=t.get("extranonce_subscribe", _boolean, False),
-        version_rolling=t.get("version_rolling", _boolean, True),
+        name=t.get("name", ts.text, f"{host}:{port}"),
+        ca_file=t.optional("ca_file", ts.file_in(t.ctx)),
+        tls_verify=t.get("tls_verify", ts.boolean, True),
+        suggest_difficulty=t.optional("suggest_difficulty", ts.number(0, lo_open=True)),
+        extranonce_subscribe=t.get("extranonce_subscribe", ts.boolean, False),
+        version_rolling=t.get("version_rolling", ts.boolean, True),
     )
 
 
-def _pool_policy(t: _Table) -> PoolPolicy:
+def _pool_policy(t: Table) -> PoolPolicy:
     defaults = PoolPolicy()
     times = {
         name: t.get(name, rule, getattr(defaults, name)) for name, rule in _POLICY_RULES.items()
     }
     policy = PoolPolicy(
         **times,
-        pending_share_limit=t.get("pending_share_limit", _integer(0, 1_000_000), 1024),
-        reconnect_same_domain_only=t.get("reconnect_same_domain_only", _boolean, True),
+        pending_share_limit=t.get("pending_share_limit", ts.integer(0, 1_000_000), 1024),
+        reconnect_same_domain_only=t.get("reconnect_same_domain_only", ts.boolean, True),
     )
     if policy.backoff_max < policy.backoff_initial:
-        raise _bad(t.key("backoff_max"), policy.backoff_max, "is below backoff_initial",
+        raise ts.bad(t.key("backoff_max"), policy.backoff_max, "is below backoff_initial",
                    f"a number >= {policy.backoff_initial:g}")  # fmt: skip
     return policy
 
 
-def _device(t: _Table, index: int) -> DeviceConfig:
+def _device(t: Table, index: int) -> DeviceConfig:
     driver = t.require("driver", _DRIVER_NAME, "a driver name such as bm1366")
     return DeviceConfig(
         name=t.get("name", _DEVICE_NAME, f"{driver}-{index}"),
         driver=driver,
-        port=t.require("port", _text, "a device path such as /dev/ttyACM0 or a pyserial URL"),
-        chips=t.require("chips", _integer(1, 256), "the number of chips on the chain"),
-        frequency_mhz=t.optional("frequency_mhz", _number(1, 2000)),
-        ticket_difficulty=t.get("ticket_difficulty", _number(1), 256.0),
-        difficulty_scale=t.get("difficulty_scale", _number(0, 1, lo_open=True), 1.0),
-        enabled=t.get("enabled", _boolean, True),
-        options=t.get("options", _free_table, MappingProxyType({})),
+        port=t.require("port", ts.text, "a device path such as /dev/ttyACM0 or a pyserial URL"),
+        chips=t.require("chips", ts.integer(1, 256), "the number of chips on the chain"),
+        frequency_mhz=t.optional("frequency_mhz", ts.number(1, 2000)),
+        ticket_difficulty=t.get("ticket_difficulty", ts.number(1), 256.0),
+        difficulty_scale=t.get("difficulty_scale", ts.number(0, 1, lo_open=True), 1.0),
+        enabled=t.get("enabled", ts.boolean, True),
+        options=t.get("options", ts.free_table, MappingProxyType({})),
     )
 
 
-def _api(t: _Table) -> ApiConfig:
+def _api(t: Table) -> ApiConfig:
     api = ApiConfig(
-        cgminer_enabled=t.get("cgminer_enabled", _boolean, False),
+        cgminer_enabled=t.get("cgminer_enabled", ts.boolean, False),
         cgminer_listen=t.get("cgminer_listen", _listen, _API_DEFAULTS.cgminer_listen),
         cgminer_allow=t.get("cgminer_allow", _networks, _API_DEFAULTS.cgminer_allow),
-        rest_enabled=t.get("rest_enabled", _boolean, False),
+        rest_enabled=t.get("rest_enabled", ts.boolean, False),
         rest_listen=t.get("rest_listen", _listen, _API_DEFAULTS.rest_listen),
         rest_token=_secret(t, "rest_token"),
     )
@@ -619,41 +435,41 @@ def _api(t: _Table) -> ApiConfig:
     return api
 
 
-def _mqtt(t: _Table) -> MqttConfig:
-    tls = t.get("tls", _boolean, False)
+def _mqtt(t: Table) -> MqttConfig:
+    tls = t.get("tls", ts.boolean, False)
     if "ca_file" in t.data and not tls:
         raise ConfigError(t.key("ca_file"), "only applies when tls = true")
     mqtt = MqttConfig(
-        enabled=t.get("enabled", _boolean, False),
+        enabled=t.get("enabled", ts.boolean, False),
         host=t.get("host", _host, "127.0.0.1"),
-        port=t.get("port", _integer(1, 65535), 8883 if tls else 1883),
+        port=t.get("port", ts.integer(1, 65535), 8883 if tls else 1883),
         tls=tls,
-        ca_file=t.optional("ca_file", _file(t.ctx)),
-        username=t.optional("username", _text),
+        ca_file=t.optional("ca_file", ts.file_in(t.ctx)),
+        username=t.optional("username", ts.text),
         password=_secret(t, "password"),
         base_topic=t.get("base_topic", _TOPIC, f"stratum-client/{socket.gethostname()}"),
         discovery_prefix=t.get("discovery_prefix", _TOPIC, "homeassistant"),
-        interval=t.get("interval", _number(0, lo_open=True), 10.0),
-        client_id=t.optional("client_id", _text),
+        interval=t.get("interval", ts.number(0, lo_open=True), 10.0),
+        client_id=t.optional("client_id", ts.text),
     )
     if mqtt.password is not None and mqtt.username is None:
         raise ConfigError(t.key("username"), "is missing; MQTT sends a password only with one")
     return mqtt
 
 
-def _unique(items: list[T], attr: str, tables: list[_Table]) -> None:
+def _unique(items: Sequence[object], attr: str, tables: list[Table]) -> None:
     seen: dict[object, int] = {}
     for index, (item, table) in enumerate(zip(items, tables, strict=True)):
         value = getattr(item, attr)
         if value in seen:
-            raise _bad(
+            raise ts.bad(
                 table.key(attr), value, f"is already used by [{seen[value]}]", "unique values"
             )
         seen[value] = index
 
 
-def _build(data: Mapping[str, object], source: str, ctx: _Context) -> Config:
-    top = _Table(data, "", _TOP_KEYS, ctx)
+def _build(data: Mapping[str, object], source: str, ctx: TableContext) -> Config:
+    top = Table(data, "", _TOP_KEYS, ctx)
     pool_tables = top.array("pools", _POOL_KEYS)
     device_tables = top.array("devices", _DEVICE_KEYS)
     if not pool_tables:
@@ -674,7 +490,7 @@ def _build(data: Mapping[str, object], source: str, ctx: _Context) -> Config:
         api=_api(top.table("api", _API_KEYS)),
         telemetry=TelemetryConfig(mqtt=_mqtt(telemetry.table("mqtt", _MQTT_KEYS))),
         energy=parse_energy(
-            top.get("energy", _free_table, MappingProxyType({})),
+            top.get("energy", ts.free_table, MappingProxyType({})),
             device_names=[d.name for d in devices],
         ),
         source=source,
@@ -697,7 +513,7 @@ def parse_config(
     ``base_dir`` anchors relative file paths (default: the working directory).
     """
     data = _parse_toml(text_or_dict, source) if isinstance(text_or_dict, str) else text_or_dict
-    ctx = _Context(base_dir or Path.cwd(), os.environ if env is None else env)
+    ctx = TableContext(base_dir or Path.cwd(), os.environ if env is None else env)
     try:
         return _build(data, source, ctx)
     except ConfigError as exc:
