@@ -151,6 +151,12 @@ class IntervalAccumulator:
         sums.shares += 1
         sums.share_difficulty += difficulty
 
+    def shares(self, device: str, count: int, difficulty_sum: float) -> None:
+        """Count ``count`` accepted shares at once (the daemon reads counters, not events)."""
+        sums = self._sums.setdefault(device, _Sums())
+        sums.shares += count
+        sums.share_difficulty += difficulty_sum
+
     def close(self, now: float) -> list[LedgerRow]:
         """Integrate up to ``now`` and return every open row (shutdown)."""
         if self._last is None:

@@ -7,11 +7,17 @@ simply age, and the governor's fail-safe acts once they are stale. The board is 
 (``link_problem``) so the decision's reason can say "broker: connection refused" instead
 of only "stale". Reconnects back off exponentially with jitter, so a fleet of miners
 does not hammer a broker that has just come back.
+
+The same session also carries what the energy service publishes (governor state, the
+latest ledger interval): :meth:`SignalSubscriber.publish` keeps only the newest payload
+per topic and sends it retained once a session is up, so a broker outage never queues
+stale states and a dashboard that connects later still sees the current one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import ssl
 import time
@@ -25,7 +31,10 @@ import structlog
 from stratum_client.config import MqttConfig
 from stratum_client.energy.signals import SignalBoard, SignalError
 
-__all__ = ["BrokerSettings", "SignalSubscriber"]
+__all__ = ["PUBLISH_TIMEOUT", "BrokerSettings", "SignalSubscriber"]
+
+PUBLISH_TIMEOUT = 5.0
+"""Longest wait for one outgoing publish before the session is considered broken."""
 
 log = structlog.get_logger(__name__)
 
@@ -81,10 +90,21 @@ class SignalSubscriber:
         self._clock = clock
         self._jitter = jitter
         self.connected = asyncio.Event()
+        self.arrived = asyncio.Event()
+        """Set on every message (good or garbage): lets the governor step at once."""
         self.connections = 0
         """Successful connections so far (1 + reconnects)."""
         self._problems: dict[str, str | None] = {name: None for name in board.names}
         self.board.link_problem = "not connected yet"
+        self._outbox: dict[str, bytes] = {}
+        self._outbox_ready = asyncio.Event()
+        self.published = 0
+        """Messages handed to the broker so far (for health checks and tests)."""
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Send ``payload`` retained on ``topic`` soon; replaces one not yet sent. Never blocks."""
+        self._outbox[topic] = payload
+        self._outbox_ready.set()
 
     async def run(self) -> None:
         """Connect, subscribe and feed the board until cancelled."""
@@ -114,9 +134,32 @@ class SignalSubscriber:
             self.connected.set()
             topics = len(self.board.topics())
             log.info("energy signals subscribed", broker=self.broker.host, topics=topics)
-            async for message in client.messages:
-                self._deliver(message.topic.value, message.payload)
+            sender = asyncio.create_task(self._send_outbox(client), name="energy-publish")
+            try:
+                async for message in client.messages:
+                    self._deliver(message.topic.value, message.payload)
+            finally:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
         self._lost("connection closed")
+
+    async def _send_outbox(self, client: aiomqtt.Client) -> None:
+        """Publish the newest payload of every topic; on failure keep it for the next session."""
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            pending, self._outbox = self._outbox, {}
+            for topic, payload in pending.items():
+                try:
+                    await client.publish(topic, payload, retain=True, timeout=PUBLISH_TIMEOUT)
+                except aiomqtt.MqttError as exc:
+                    log.debug("energy publish failed; kept for the next session", error=str(exc))
+                    for left, data in pending.items():
+                        self._outbox.setdefault(left, data)
+                    self._outbox_ready.set()
+                    return  # the message loop notices the broken session and reconnects
+                self.published += 1
 
     def _client(self) -> aiomqtt.Client:
         context = None
@@ -139,6 +182,7 @@ class SignalSubscriber:
             data = bytes(payload)
         else:
             data = b"" if payload is None else str(payload).encode()
+        self.arrived.set()
         for result in self.board.feed(topic, data, self._clock()):
             problem = result.problem if isinstance(result, SignalError) else None
             if problem == self._problems.get(result.name):

@@ -120,6 +120,18 @@ def test_shares_and_hashes_are_counted_in_the_open_interval() -> None:
     assert (second.shares, second.hashes) == (0, 0.0)
 
 
+def test_shares_counted_in_bulk_match_one_by_one() -> None:
+    bulk, single = IntervalAccumulator(interval=60.0), IntervalAccumulator(interval=60.0)
+    for acc in (bulk, single):
+        acc.sample(T0, {"a": run(10.0)}, None, None)
+    bulk.shares("a", 3, 1024.0 + 2048.0 + 512.0)
+    for difficulty in (1024.0, 2048.0, 512.0):
+        single.share("a", difficulty)
+    (row_,) = bulk.close(T0 + 30)
+    assert row_ == single.close(T0 + 30)[0]
+    assert (row_.shares, row_.share_difficulty) == (3, 3584.0)
+
+
 def test_a_stalled_sampler_does_not_bill_frozen_power() -> None:
     acc = IntervalAccumulator(interval=60.0, max_hold=5.0)
     acc.sample(T0, {"a": run(10.0)}, None, None)

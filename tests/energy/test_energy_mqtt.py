@@ -261,3 +261,34 @@ def test_a_stuck_sensor_is_logged_once_and_its_recovery_once() -> None:
     ]
     assert "sensor state is 'unavailable'" in logs[0]["problem"]
     assert board.value("carbon_intensity", 1.0) == 101.0
+
+
+async def _retained(port: int, topic: str) -> bytes:
+    """What a client subscribing now receives on ``topic`` (the retained message)."""
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe(topic)
+        async with asyncio.timeout(10):
+            async for message in client.messages:
+                assert isinstance(message.payload, bytes)
+                return message.payload
+    raise AssertionError(f"nothing retained on {topic}")
+
+
+async def test_published_state_is_newest_only_retained_and_survives_an_outage(
+    mosquitto_broker: Broker,
+) -> None:
+    board = SignalBoard(SPECS)
+    port = mosquitto_broker.port
+    async with subscribed(board, port) as subscriber:
+        subscriber.publish("sc/energy/state", b"first")
+        subscriber.publish("sc/energy/state", b"second")  # replaces the unsent one
+        await eventually(lambda: subscriber.published >= 1)
+        assert await _retained(port, "sc/energy/state") == b"second"
+        assert subscriber.published == 1
+
+        mosquitto_broker.stop()
+        await eventually(lambda: not subscriber.connected.is_set())
+        subscriber.publish("sc/energy/state", b"during the outage")
+        mosquitto_broker.start()  # persistence is off: only a re-send can bring it back
+        await eventually(lambda: subscriber.published >= 2, within=10.0)
+        assert await _retained(port, "sc/energy/state") == b"during the outage"
