@@ -162,7 +162,7 @@ def number(lo: float, hi: float = math.inf, *, lo_open: bool = False) -> Convert
             raise bad(key, value, "is not a number", expected)
         result = float(value)
         low_ok = result > lo if lo_open else result >= lo
-        if not (low_ok and result <= hi) or math.isnan(result):
+        if not (math.isfinite(result) and low_ok and result <= hi):
             raise bad(key, value, "is out of range", expected)
         return result
 

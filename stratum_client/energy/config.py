@@ -8,7 +8,6 @@ absent or empty table means "off". See ``docs/energy.md`` for every key.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import cast
 
+from stratum_client import tomlschema as ts
 from stratum_client.energy.governor import (
     FAIL_SAFES,
     MODES,
@@ -36,6 +36,7 @@ from stratum_client.energy.signals import (
     parse_path,
 )
 from stratum_client.errors import ConfigError
+from stratum_client.tomlschema import Table, TableContext
 
 __all__ = [
     "DEFAULT_LEDGER_NAME",
@@ -141,22 +142,11 @@ def _unknown_model(model: str) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-class _Table:
-    """One table being read; unknown keys are rejected up front, with a suggestion."""
+class _Table(Table):
+    """A table of the ``[energy]`` section, with the optional-value readers it needs."""
 
     def __init__(self, data: object, path: str, known: tuple[str, ...]) -> None:
-        if not isinstance(data, Mapping):
-            raise ConfigError(path, f"{_show(data)} is not a table; expected a [{path}] table")
-        self.data: Mapping[str, object] = data
-        self.path = path
-        for name in data:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-                hint = f"did you mean {close[0]!r}?" if close else f"expected one of {known}"
-                raise ConfigError(self.key(name), f"unknown key; {hint}")
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}"
+        super().__init__(data, path, known, _NO_FILES)
 
     def has(self, name: str) -> bool:
         return name in self.data
@@ -167,40 +157,24 @@ class _Table:
         value = self.data.get(name)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(self.key(name), f"{_show(value)} is not a number")
-        if not math.isfinite(value) or value < lo or (lo_open and value == lo):
-            bound = f"> {lo:g}" if lo_open else f">= {lo:g}"
-            raise ConfigError(self.key(name), f"{_show(value)} is out of range; expected {bound}")
-        return float(value)
+        return ts.number(lo, lo_open=lo_open)(self.key(name), value)
 
     def required(self, name: str, lo: float = -math.inf, lo_open: bool = False) -> float:
-        value = self.number(name, None, lo, lo_open)
-        if value is None:
-            raise ConfigError(self.key(name), "is missing")
-        return value
+        return self.require(name, ts.number(lo, lo_open=lo_open), "a number")
 
     def boolean(self, name: str, default: bool) -> bool:
-        value = self.data.get(name, default)
-        if not isinstance(value, bool):
-            raise ConfigError(self.key(name), f"{_show(value)} is not true or false")
-        return value
+        return self.get(name, ts.boolean, default)
 
     def text(self, name: str) -> str | None:
-        value = self.data.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(self.key(name), f"{_show(value)} is not a non-empty string")
-        return value
+        return self.optional(name, ts.text)
 
     def table(self, name: str, known: tuple[str, ...]) -> _Table:
         return _Table(self.data.get(name, {}), self.key(name), known)
 
 
-def _show(value: object) -> str:
-    shown = "a table" if isinstance(value, Mapping) else repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+_NO_FILES = TableContext(Path.cwd(), {})
+"""The energy section names no files relative to the config (the ledger path is absolute
+or under the state directory), so its tables need no base directory or environment."""
 
 
 def _signal(t: _Table, name: str) -> SignalSpec:
@@ -262,7 +236,7 @@ def _modes(t: _Table) -> tuple[Mode, ...]:
     raw = t.data.get("mode", "always")
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(m, str) for m in items):
-        raise ConfigError(t.key("mode"), f"{_show(raw)} is not a mode or a list of modes")
+        raise ConfigError(t.key("mode"), f"{ts.show(raw)} is not a mode or a list of modes")
     for mode in items:
         if mode not in MODES:
             raise ConfigError(t.key("mode"), f"{mode!r} is not a mode; expected one of {MODES}")
@@ -294,7 +268,7 @@ def _policy(t: _Table) -> Policy:
     fail_safe = t.data.get("fail_safe", "pause")
     if fail_safe not in FAIL_SAFES:
         raise ConfigError(
-            t.key("fail_safe"), f"{_show(fail_safe)} is not one of {', '.join(FAIL_SAFES)}"
+            t.key("fail_safe"), f"{ts.show(fail_safe)} is not one of {', '.join(FAIL_SAFES)}"
         )
     return Policy(
         modes=modes,

@@ -136,12 +136,12 @@ def test_single_mode_string_and_price_margin_default() -> None:
         (
             {"signals": {"surplus": {"topic": "a", "max_age": 0}}},
             "energy.signals.surplus.max_age",
-            "expected > 0",
+            "expected a number > 0",
         ),
         (
             {"signals": {"surplus": {"topic": "a", "invert": "yes"}}},
             "energy.signals.surplus.invert",
-            "not true or false",
+            "expected true or false",
         ),
         ({"devices": {"nope": {}}}, "energy.devices.nope", "no [[devices]] entry"),
         (
@@ -155,7 +155,7 @@ def test_single_mode_string_and_price_margin_default() -> None:
             "is missing",
         ),
         ({"devices": "gamma"}, "energy.devices", "is not a table"),
-        ({"ledger": {"interval": 0.5}}, "energy.ledger.interval", "expected >= 1"),
+        ({"ledger": {"interval": 0.5}}, "energy.ledger.interval", "expected a number >= 1"),
         ({"surplus": {"margin_w": -1}}, "energy.surplus.margin_w", "out of range"),
     ],
 )
