@@ -6,6 +6,7 @@ import dataclasses
 import ipaddress
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,17 +88,24 @@ def test_example_config_loads(path: Path) -> None:
     assert config.source == str(path)
 
 
-def test_demo_config_matches_the_demo_setup() -> None:
-    config = load_config(ROOT / "configs" / "demo.toml", env={})
-    assert [p.url for p in config.pools] == ["stratum+tcp://127.0.0.1:3333"]
-    chains = [(d.driver, d.chips, d.port) for d in config.devices]
+def test_demo_config_is_the_one_the_demo_command_embeds() -> None:
+    """configs/demo.toml documents what ``stratum-client demo`` runs: same pool, chains,
+    scale and APIs once the per-run pool address and pty paths are filled in."""
+    from stratum_client.commands.demo import DIFFICULTY_SCALE, demo_config
+
+    shipped = load_config(ROOT / "configs" / "demo.toml", env={})
+    ports = {"bm1366": "/tmp/stratum-client-demo/asic0", "bm1397": "/tmp/stratum-client-demo/asic1"}
+    embedded = demo_config("stratum+tcp://127.0.0.1:3333", ports, {"bm1366": 4, "bm1397": 1})
+    assert replace(shipped, source=embedded.source) == embedded
+    chains = [(d.driver, d.chips, d.port, d.difficulty_scale) for d in shipped.devices]
     assert chains == [
-        ("bm1366", 4, "/tmp/stratum-client-demo/asic0"),
-        ("bm1397", 1, "/tmp/stratum-client-demo/asic1"),
+        ("bm1366", 4, ports["bm1366"], DIFFICULTY_SCALE),
+        ("bm1397", 1, ports["bm1397"], DIFFICULTY_SCALE),
     ]
-    assert config.devices[0].difficulty_scale == 1 / 65536
-    assert config.api.cgminer_listen.is_loopback
-    assert config.api.rest_listen.is_loopback
+    assert shipped.api.cgminer_enabled
+    assert shipped.api.cgminer_listen.is_loopback
+    assert shipped.api.rest_enabled
+    assert shipped.api.rest_listen.is_loopback
 
 
 def test_hardware_examples_use_the_documented_chips() -> None:

@@ -1,0 +1,275 @@
+"""``stratum-client demo``: the whole miner on one machine, with nothing to set up.
+
+One process runs a local Stratum pool that validates every share like a real pool, two
+emulated chip chains on pseudo-terminals that speak the real serial protocol and really
+hash, and the daemon itself, configured from the embedded :data:`DEMO_CONFIG`
+(``configs/demo.toml`` is the same file for reading). A status line shows what the
+daemon reports; ``--duration`` or Ctrl-C ends the run with a summary, and the exit status
+says whether the pool accepted shares and rejected none, so the demo is a smoke test too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Final, TextIO
+
+from drivers.emulator.chain import EmulatedChain
+from drivers.emulator.server import serve_chains
+from stratum_client.config import Config, parse_config
+from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service, format_hashrate
+from stratum_client.errors import InputError
+from stratum_client.logsetup import LEVELS, configure_logging
+from stratum_client.testing.pool import LocalPool
+
+__all__ = ["DEMO_CONFIG", "DemoSummary", "add_parser", "demo_config", "run"]
+
+DIFFICULTY_SCALE: Final = 2.0**-22
+"""Emulated chips report nonces at ticket 256 × 2⁻²² = 2⁻¹⁴: a few per second per core."""
+POOL_DIFFICULTY: Final = 2.0**-13
+"""About every second nonce is a share, so the demo shows accepted shares within seconds."""
+JOB_INTERVAL: Final = 10.0
+"""Seconds between the pool's new (non-clean) jobs."""
+BLOCK_INTERVAL: Final = 45.0
+"""Seconds between new blocks (clean jobs), so a run shows the chips being flushed."""
+
+DEMO_CONFIG: Final = """\
+# The self-contained demo: a local test pool and two emulated chains behind
+# pseudo-terminals that `stratum-client demo` creates. Nothing leaves the machine.
+# The demo fills in the pool address, the pty paths and the API ports.
+
+[daemon]
+log_level = "warning"
+
+[[pools]]
+name = "local-demo-pool"
+url = "{pool_url}"
+user = "demo.worker"
+
+[pool_policy]
+connect_timeout = 5
+backoff_max = 10
+
+[[devices]]
+name = "demo-bm1366"
+driver = "bm1366"
+port = "{bm1366_port}"
+chips = {bm1366_chips}
+difficulty_scale = 2.384185791015625e-07  # 2**-22: emulated chips hash on a CPU
+options = {{ ramp_step_delay = 0 }}
+
+[[devices]]
+name = "demo-bm1397"
+driver = "bm1397"
+port = "{bm1397_port}"
+chips = {bm1397_chips}
+difficulty_scale = 2.384185791015625e-07
+options = {{ ramp_step_delay = 0 }}
+
+[api]
+cgminer_enabled = {cgminer_enabled}
+cgminer_listen = "127.0.0.1:{cgminer_port}"
+cgminer_allow = ["127.0.0.1/32"]
+rest_enabled = {rest_enabled}
+rest_listen = "127.0.0.1:{rest_port}"
+"""
+"""The demo's config; ``{...}`` fields are filled in for each run."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    """What a run achieved, as printed and as written by ``--summary-json``."""
+
+    seconds: float
+    accepted: int
+    rejected: int
+    stale: int
+    lost: int
+    pool_accepted: int
+    pool_rejected: int
+    hashrate: float
+    """Average hashes per second since mining started, from nonces × their difficulty."""
+    chains: int
+
+    @property
+    def ok(self) -> bool:
+        return self.accepted > 0 and self.rejected == 0 and self.pool_rejected == 0
+
+    def line(self) -> str:
+        return (
+            f"summary: {self.accepted} accepted, {self.rejected} rejected, {self.stale} stale, "
+            f"{self.lost} lost; pool counted {self.pool_accepted} accepted, "
+            f"{self.pool_rejected} rejected; {format_hashrate(self.hashrate)} "
+            f"over {self.seconds:.0f} s"
+        )
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``demo`` sub-command."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="mine against a local pool with emulated chips (no hardware, no account)",
+        description="Run a local Stratum pool, emulated BM1366 and BM1397 chains and the "
+        "daemon in one process, with the cgminer-compatible and REST APIs on 127.0.0.1.",
+    )
+    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON")
+    parser.add_argument("--chips-1366", type=int, default=4, help="BM1366 chips (0: no chain)")
+    parser.add_argument("--chips-1397", type=int, default=1, help="BM1397 chips (0: no chain)")
+    parser.add_argument("--cgminer-port", type=int, default=4028, help="0 turns it off")
+    parser.add_argument("--rest-port", type=int, default=8080, help="0 turns it off")
+    parser.add_argument("--log-level", choices=tuple(LEVELS), default="warning")
+    parser.set_defaults(func=run)
+
+
+def demo_config(
+    pool_url: str,
+    ports: dict[str, str],
+    chips: dict[str, int],
+    *,
+    cgminer_port: int = 4028,
+    rest_port: int = 8080,
+) -> Config:
+    """The embedded config for one run; a chain with 0 chips is left out."""
+    text = DEMO_CONFIG.format(
+        pool_url=pool_url,
+        bm1366_port=ports["bm1366"],
+        bm1397_port=ports["bm1397"],
+        bm1366_chips=max(chips["bm1366"], 1),
+        bm1397_chips=max(chips["bm1397"], 1),
+        cgminer_enabled=str(cgminer_port > 0).lower(),
+        cgminer_port=cgminer_port or 4028,
+        rest_enabled=str(rest_port > 0).lower(),
+        rest_port=rest_port or 8080,
+    )
+    config = parse_config(text, source="the embedded demo config")
+    return replace(config, devices=tuple(d for d in config.devices if chips[d.driver] > 0))
+
+
+def _checked(args: argparse.Namespace) -> dict[str, int]:
+    chips = {"bm1366": args.chips_1366, "bm1397": args.chips_1397}
+    for model, count in chips.items():
+        if not 0 <= count <= 64:
+            raise InputError(f"--chips-{model[2:]}", f"must be 0 to 64, got {count}")
+    if not any(chips.values()):
+        raise InputError("--chips-1366", "both chains are off; the demo needs at least one chip")
+    if args.duration is not None and not args.duration > 0:
+        raise InputError("--duration", f"must be > 0, got {args.duration}")
+    for flag, port in (("--cgminer-port", args.cgminer_port), ("--rest-port", args.rest_port)):
+        if not 0 <= port <= 65535:
+            raise InputError(flag, f"must be a TCP port 0..65535, got {port}")
+    return chips
+
+
+def _demo_services(config: Config) -> list[Service]:
+    """The companions the demo runs beside mining (the APIs it turns on)."""
+    del config
+    return []
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo until ``--duration`` or a signal; 0 if shares were accepted, none rejected."""
+    chips = _checked(args)
+    configure_logging(args.log_level, "console", {})
+    summary = asyncio.run(_demo(args, chips))
+    print(summary.line(), flush=True)
+    if args.summary_json is not None:
+        record = {**asdict(summary), "ok": summary.ok}
+        args.summary_json.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return 0 if summary.ok else 1
+
+
+async def _demo(args: argparse.Namespace, chips: dict[str, int]) -> DemoSummary:
+    with tempfile.TemporaryDirectory(prefix="stratum-client-demo-") as workdir:
+        ports = {"bm1366": f"{workdir}/asic0", "bm1397": f"{workdir}/asic1"}
+        emulated = [
+            (EmulatedChain(model, count, difficulty_scale=DIFFICULTY_SCALE), ports[model])
+            for model, count in chips.items()
+            if count > 0
+        ]
+        async with (
+            LocalPool(difficulty=POOL_DIFFICULTY, job_interval=JOB_INTERVAL) as pool,
+            serve_chains([c for c, _ in emulated], [p for _, p in emulated]),
+            _new_blocks(pool),
+        ):
+            config = demo_config(
+                pool.url, ports, chips, cgminer_port=args.cgminer_port, rest_port=args.rest_port
+            )
+            return await _mine(config, pool, args.duration)
+
+
+async def _mine(config: Config, pool: LocalPool, duration: float | None) -> DemoSummary:
+    status = _StatusLine(sys.stdout)
+    daemon = Daemon(config, emit_status=status.show, services=_demo_services(config))
+    started = time.monotonic()
+    stopper = None
+    if duration is not None:
+        stopper = asyncio.get_running_loop().call_later(duration, daemon.request_stop)
+    try:
+        await daemon.run()
+    finally:
+        if stopper is not None:
+            stopper.cancel()
+        status.end()
+    return _summary(daemon.snapshot(), pool, time.monotonic() - started)
+
+
+@contextlib.asynccontextmanager
+async def _new_blocks(pool: LocalPool) -> AsyncIterator[None]:
+    """Announce a new block every :data:`BLOCK_INTERVAL` seconds (clean jobs)."""
+
+    async def announce() -> None:
+        while True:
+            await asyncio.sleep(BLOCK_INTERVAL)
+            await pool.broadcast_new_block()
+
+    task = asyncio.create_task(announce(), name="demo-blocks")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _summary(snap: DaemonSnapshot, pool: LocalPool, seconds: float) -> DemoSummary:
+    d = snap.dispatch
+    return DemoSummary(
+        seconds=seconds,
+        accepted=d.accepted,
+        rejected=d.rejected,
+        stale=d.total.shares.stale,
+        lost=d.lost,
+        pool_accepted=len(pool.accepted),
+        pool_rejected=len(pool.rejected),
+        hashrate=d.total.hashrate.average,
+        chains=len(snap.chains),
+    )
+
+
+class _StatusLine:
+    """The daemon's status line: redrawn in place on a terminal, one line per second else."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._drawn = False
+
+    def show(self, line: str) -> None:
+        if self._tty:
+            self._stream.write(f"\r\x1b[K{line}")
+            self._drawn = True
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def end(self) -> None:
+        if self._drawn:
+            self._stream.write("\n")
