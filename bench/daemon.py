@@ -1,0 +1,276 @@
+"""Daemon latency and footprint: the figures issue 4 asks for.
+
+The daemon runs as its own process (``python -m stratum_client run``), exactly as systemd
+runs it, so nothing measured here shares its event loop. This process plays both of its
+neighbours and timestamps them with the system-wide monotonic clock:
+
+* **notify → first job byte**: the pool side writes a ``mining.notify`` for a new block
+  (clean jobs); the chip side stamps the moment the first job frame for that block is
+  read from the pseudo-terminal.
+* **nonce → submit**: the chip side stamps each nonce reply as it writes it to the pty;
+  the pool side stamps the ``mining.submit`` line carrying that nonce when it reads it.
+
+Both neighbours live on this process's event loop, so each stamp can be late by one of
+its own steps; the emulated chips hash in steps of 64 hashes (about 0.1 ms) to keep that
+small. Then CPU time (user + system, per wall second) and peak RSS (VmHWM) of the daemon
+process are read from ``/proc`` while it drives 1, 16 and 256 emulated chains whose
+hashrate is capped so the emulators fit beside it.
+
+Targets (issue 4): p99 ≤ 1 ms for each latency on one chain; 256 chains under one core;
+RSS ≤ 80 MB. Prints one JSON object on its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from drivers.bm13xx.codec import FullHeaderJob
+from drivers.emulator.chain import EmulatedChain
+from drivers.emulator.server import EmulatorServer
+from stratum_client.logsetup import configure_logging
+from stratum_client.testing.pool import LocalPool
+
+SCALE = 2.0**-29
+"""Latency run: ticket 256 × 2⁻²⁹ = 2⁻²¹, a nonce (and share) every ~2 000 hashes."""
+LATENCY_HASHRATE = 50_000.0
+"""H/s of the latency chain: about 25 shares/s, a steady load rather than a flood that
+would measure queueing, and this process stays mostly idle so its stamps are prompt."""
+FOOTPRINT_SCALE = 2.0**-22
+STEP_HASHES = 64
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class StampedChain(EmulatedChain):
+    """An emulated chain that notes when a job for a new previous-block hash arrives."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prevhash: bytes | None = None
+        self.new_block_jobs: list[int] = []
+
+    def _on_job(self, frame: bytes) -> None:
+        super()._on_job(frame)
+        job = self.codec.decode_job(frame)
+        if isinstance(job, FullHeaderJob) and job.prevhash != self.prevhash:
+            self.prevhash = job.prevhash
+            self.new_block_jobs.append(time.monotonic_ns())
+
+
+class StampedServer(EmulatorServer):
+    """An emulator server that stamps every nonce reply as it goes onto the pty."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent_at: dict[int, int] = {}
+        self._seen = 0
+
+    def _send(self, data: bytes) -> None:
+        super()._send(data)
+        now = time.monotonic_ns()
+        reported = self.chain.reported  # unbounded: the chain is built with record_limit=None
+        for record in itertools.islice(reported, self._seen, None):
+            self.sent_at.setdefault(record.nonce, now)
+        self._seen = len(reported)
+
+
+class StampedPool(LocalPool):
+    """The validating local pool, stamping each submit line as it is read."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.submit_at: dict[int, int] = {}
+
+    async def _handle_line(self, client: Any, line: bytes) -> None:
+        now = time.monotonic_ns()
+        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+            request = json.loads(line)
+            if request.get("method") == "mining.submit":
+                self.submit_at.setdefault(int(request["params"][4], 16), now)
+        await super()._handle_line(client, line)
+
+
+def _config(pool_url: str, links: list[str], scale: float) -> str:
+    devices = "".join(
+        f"""
+[[devices]]
+name = "chain{n}"
+driver = "bm1366"
+port = "{link}"
+chips = 1
+difficulty_scale = {scale!r}
+options = {{ ramp_step_delay = 0 }}
+"""
+        for n, link in enumerate(links)
+    )
+    return f"""
+[daemon]
+log_level = "warning"
+log_format = "json"
+
+[[pools]]
+name = "bench"
+url = "{pool_url}"
+user = "bench.worker"
+{devices}"""
+
+
+@contextlib.asynccontextmanager
+async def _daemon(config_text: str, workdir: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    config = workdir / "config.toml"
+    config.write_text(config_text)
+    log = (workdir / "daemon.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "stratum_client", "run", "--config", str(config),
+        stdout=subprocess.DEVNULL, stderr=log,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30):
+                    await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        log.close()
+
+
+async def _until(condition: Any, what: str, timeout: float = 120.0) -> None:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench/daemon.py: timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def _percentiles(samples_ns: list[int]) -> dict[str, float]:
+    if not samples_ns:
+        return {"n": 0, "p50_us": float("nan"), "p99_us": float("nan")}
+    ordered = sorted(samples_ns)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {
+        "n": len(ordered),
+        "p50_us": round(statistics.median(ordered) / 1000, 1),
+        "p99_us": round(p99 / 1000, 1),
+    }
+
+
+async def latency(seconds: float, blocks: int) -> dict[str, Any]:
+    """notify → job byte and nonce → submit on one BM1366 chain."""
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
+        workdir = Path(tmp)
+        link = str(workdir / "asic0")
+        chain = StampedChain("bm1366", 1, difficulty_scale=SCALE, record_limit=None)
+        pool = StampedPool(difficulty=SCALE * 256)
+        async with (
+            pool,
+            StampedServer(
+                chain, link, hashrate=LATENCY_HASHRATE, step_hashes=STEP_HASHES
+            ) as server,
+            _daemon(_config(pool.url, [link], SCALE), workdir),
+        ):
+            await _until(lambda: len(pool.accepted) >= 3, "the first shares")
+            notify_to_job: list[int] = []
+            for _ in range(blocks):
+                await asyncio.sleep(seconds / blocks)
+                seen = len(chain.new_block_jobs)
+                sent = time.monotonic_ns()
+                await pool.broadcast_new_block()
+                await _until(lambda s=seen: len(chain.new_block_jobs) > s, "a new-block job")
+                notify_to_job.append(chain.new_block_jobs[seen] - sent)
+            await asyncio.sleep(0.5)
+            nonce_to_submit = [
+                pool.submit_at[n] - t for n, t in server.sent_at.items() if n in pool.submit_at
+            ]
+    return {
+        "notify_to_job_byte": _percentiles(notify_to_job),
+        "nonce_to_submit": _percentiles(nonce_to_submit),
+        "accepted": len(pool.accepted),
+        "rejected": len(pool.rejected),
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def footprint(chains: int, seconds: float, hashrate: float) -> dict[str, Any]:
+    """The daemon's CPU per wall second and peak RSS while driving ``chains`` chains."""
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
+        workdir = Path(tmp)
+        links = [str(workdir / f"asic{n}") for n in range(chains)]
+        emulated = [EmulatedChain("bm1366", 1, difficulty_scale=FOOTPRINT_SCALE) for _ in links]
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(LocalPool(difficulty=2.0**-13, job_interval=10))
+            for chain, link in zip(emulated, links, strict=True):
+                server = EmulatorServer(chain, link, hashrate=hashrate, step_hashes=256)
+                await stack.enter_async_context(server)
+            proc = await stack.enter_async_context(
+                _daemon(_config(pool.url, links, FOOTPRINT_SCALE), workdir)
+            )
+            await _until(lambda: all(c.has_work for c in emulated), f"{chains} chains mining")
+            await asyncio.sleep(1.0)
+            cpu0, wall0 = _cpu_seconds(proc.pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu1, wall1 = _cpu_seconds(proc.pid), time.monotonic()
+            rss = _peak_rss_mb(proc.pid)
+            alive = proc.returncode is None
+    return {
+        "chains": chains,
+        "cores_used": round((cpu1 - cpu0) / (wall1 - wall0), 3),
+        "peak_rss_mb": round(rss, 1),
+        "accepted": len(pool.accepted),
+        "rejected": len(pool.rejected),
+        "daemon_alive": alive,
+    }
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    configure_logging("warning", "console", {})
+    result: dict[str, Any] = {"bench": "daemon"}
+    result["latency"] = await latency(args.latency_seconds, args.blocks)
+    result["footprint"] = [await footprint(n, args.seconds, args.hashrate) for n in args.chains]
+    return result
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short run (smoke test)")
+    parser.add_argument("--chains", default="1,16,256", help="chain counts for the footprint")
+    parser.add_argument("--seconds", type=float, default=20.0, help="footprint window")
+    parser.add_argument("--latency-seconds", type=float, default=30.0)
+    parser.add_argument("--blocks", type=int, default=60, help="new blocks announced")
+    parser.add_argument("--hashrate", type=float, default=1000.0, help="H/s per footprint chain")
+    args = parser.parse_args()
+    args.chains = [int(n) for n in str(args.chains).split(",") if n]
+    if args.quick:
+        args.chains, args.seconds, args.latency_seconds, args.blocks = [1, 4], 3.0, 6.0, 10
+    return args
+
+
+if __name__ == "__main__":
+    report = asyncio.run(main(_parse()))
+    print(json.dumps(report))
