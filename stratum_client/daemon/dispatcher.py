@@ -20,6 +20,12 @@ this pure lets the rules that decide whether a share is ever lost be tested exha
   ``mining.set_extranonce`` the pool hashes every submit with the new value, so old work
   can only yield rejects: the chains are flushed and the newest job is rebuilt with the new
   extranonce1 under the same job id, rather than idling until the next notify.
+* **A new version mask applies at once** (BIP310): held jobs take it, and nonces are
+  checked against the mask in force, not the one stamped on the work they came from.
+* **Nothing is submitted before the session has a job.** After a reconnect the pool
+  sends its jobs only after authorize; queued shares wait for the first ``NewJob`` so the
+  session can name their job, and a resumed pool's clean re-announcement of a job still
+  held keeps it (and the shares found on it) valid.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from stratum_client.pool.types import (
     ShareUnanswered,
 )
 from stratum_client.protocol import events as ev
+from stratum_client.protocol.jobs import same_work
 from stratum_client.protocol.messages import SubmitErrorCode
 from stratum_client.work.builder import MIDSTATE_COUNTS, JobBuilder
 from stratum_client.work.extranonce import Extranonce2Counter
@@ -219,6 +226,8 @@ class _JobEntry:
     counter: Extranonce2Counter
     builder: JobBuilder | None = None
     exhausted: bool = False
+    former: list[Job] = field(default_factory=list)
+    """Earlier copies of ``job`` (before a mask change) still referenced by work in flight."""
 
 
 @dataclass(slots=True, eq=False)
@@ -235,6 +244,9 @@ class _Pool:
     index: int
     name: str = ""
     up: bool = False
+    session_job: bool = False
+    """The current session has sent a job. Until it has, shares wait: the session could
+    not name their job, and would refuse them as unknown."""
     extranonce1: bytes | None = None
     extranonce2_size: int = 0
     extranonce_reason: str = LOST_NOT_RESUMED
@@ -365,12 +377,14 @@ class Dispatcher:
         actions: list[Action] = self._mask_action(pool)
         if changed or previous is not pool:
             actions.append(FlushChains())
-        actions.extend(self._submit_pending())
+        if pool.session_job:  # the pool sent a job before the authorize reply
+            actions.extend(self._submit_pending())
         return actions
 
     def _on_pool_down(self, event: PoolDown) -> None:
         pool = self._pool(event.pool)
         pool.up = False
+        pool.session_job = False
         pool.difficulty_since_down = False
         if pool is self._source:
             _log.info("pool down; queueing shares", pool=pool.name, reason=event.reason)
@@ -383,11 +397,9 @@ class Dispatcher:
                 pool.difficulty = event.difficulty
                 pool.difficulty_since_down = True
             case ev.VersionRollingNegotiated() | ev.VersionMaskChanged():
-                pool.version_mask = event.mask
-                return self._mask_action(pool)
+                return self._on_mask(pool, event.mask)
             case ev.VersionRollingUnavailable():
-                pool.version_mask = 0
-                return self._mask_action(pool)
+                return self._on_mask(pool, 0)
             case ev.ExtranonceChanged():
                 return self._on_extranonce(pool, event)
         return []
@@ -396,14 +408,32 @@ class Dispatcher:
         job = event.job
         reason = LOST_EXTRANONCE_CHANGED if pool.up else LOST_NOT_RESUMED
         changed = self._adopt_extranonce(pool, job.extranonce1, job.extranonce2_size, reason)
-        was_empty = not pool.jobs
+        newest = next(reversed(pool.jobs.values()), None)
         if event.clean:
-            self._retire(pool, list(pool.jobs.values()), LOST_CLEAN_JOBS)
+            # A resumed pool re-announces its current job as clean: that job stays valid
+            # (and so do the shares found on it); everything else is gone.
+            older = [e for e in pool.jobs.values() if not same_work(e.job, job)]
+            self._retire(pool, older, LOST_CLEAN_JOBS)
         self._add_job(pool, job)
         self._sweep_pending()
-        if pool is not self._source or not (event.clean or changed or was_empty):
-            return []
-        return [FlushChains()]
+        actions: list[Action] = []
+        kept = newest is not None and pool.jobs.get(newest.job.job_id) is newest
+        if pool is self._source and (changed or not kept):
+            actions.append(FlushChains())
+        first, pool.session_job = not pool.session_job, True
+        if first and pool.up and pool is self._source:
+            actions.extend(self._submit_pending())
+        return actions
+
+    def _on_mask(self, pool: _Pool, mask: int) -> list[Action]:
+        """The pool's mask changed: it applies to held jobs at once (BIP310)."""
+        pool.version_mask = mask
+        for entry in pool.jobs.values():
+            if entry.job.version_mask != mask:
+                entry.former.append(entry.job)
+                entry.job = replace(entry.job, version_mask=mask)
+                entry.builder = None
+        return self._mask_action(pool)
 
     def _on_extranonce(self, pool: _Pool, event: ev.ExtranonceChanged) -> list[Action]:
         newest = next(reversed(pool.jobs.values()), None)
@@ -442,7 +472,7 @@ class Dispatcher:
     def _add_job(self, pool: _Pool, job: Job) -> None:
         current = pool.jobs.get(job.job_id)
         if current is not None:
-            if _same_work(current.job, job):
+            if same_work(current.job, job):
                 pool.jobs.move_to_end(job.job_id)  # a repeat: same work, same counter
                 return
             self._retire(pool, [current], LOST_JOB_REPLACED)
@@ -467,8 +497,9 @@ class Dispatcher:
         for entry in entries:
             if pool.jobs.get(entry.job.job_id) is entry:
                 del pool.jobs[entry.job.job_id]
-            self._retired[id(entry.job)] = _Retired(entry.job, pool.index, reason)
-            self._retired.move_to_end(id(entry.job))
+            for job in (*entry.former, entry.job):
+                self._retired[id(job)] = _Retired(job, pool.index, reason)
+                self._retired.move_to_end(id(job))
         while len(self._retired) > _RETIRED_KEPT:
             self._retired.popitem(last=False)
         if entries and reason is not None:
@@ -477,7 +508,7 @@ class Dispatcher:
     def _live_entry(self, job: Job) -> _JobEntry | None:
         source = self._source
         entry = None if source is None else source.jobs.get(job.job_id)
-        if entry is None or (entry.job is not job and entry.job != job):
+        if entry is None or (entry.job is not job and not same_work(entry.job, job)):
             return None
         return entry
 
@@ -550,7 +581,8 @@ class Dispatcher:
 
     def _judge(self, unit: _Chain, found: FoundNonce) -> _Verdict:
         value = _hash_value(found)
-        bits = _submit_bits(found)
+        entry = self._live_entry(found.work.job)
+        bits = _submit_bits(found, None if entry is None else entry.job.version_mask)
         if value is None or bits is None or not 0 <= found.chip < unit.spec.chips:
             return _Verdict(NonceClass.HW_ERROR)
         difficulty = DIFF1_TARGET / value if value else math.inf
@@ -565,7 +597,6 @@ class Dispatcher:
         )
         if self._seen_before(key):
             return _Verdict(NonceClass.DUPLICATE, difficulty)
-        entry = self._live_entry(job)
         if entry is None:
             pool = self._retired_pool(job)
             target = difficulty_to_target(
@@ -616,7 +647,7 @@ class Dispatcher:
             stats.record_found(share.difficulty, block=block)
         if block:
             _log.warning("block candidate found", job_id=share.job.job_id, device=share.device)
-        if verdict.pool.up:
+        if verdict.pool.up and verdict.pool.session_job:
             self._send(share)
             return [SubmitShare(share)]
         self._enqueue(share)
@@ -798,30 +829,18 @@ def _hash_value(found: FoundNonce) -> int | None:
     return value
 
 
-def _submit_bits(found: FoundNonce) -> int | None:
-    """The submit's version bits, or None when the version leaves the job's mask."""
+def _submit_bits(found: FoundNonce, mask: int | None = None) -> int | None:
+    """The submit's version bits, or None when the version leaves the mask in force
+    (``mask``, or the job's own when it is no longer live)."""
     job = found.work.job
     try:
-        return version_bits(job.version, found.version, job.version_mask)
+        return version_bits(job.version, found.version, job.version_mask if mask is None else mask)
     except WorkError:
         return None
 
 
 def _same_extranonce(job: Job, en1: bytes | None, size: int) -> bool:
     return job.extranonce1 == en1 and job.extranonce2_size == size
-
-
-def _same_work(a: Job, b: Job) -> bool:
-    """Both jobs give the same headers for the same extranonce2 (a repeated notify)."""
-    return (
-        a.prevhash == b.prevhash
-        and a.coinb1 == b.coinb1
-        and a.coinb2 == b.coinb2
-        and a.merkle_branch == b.merkle_branch
-        and (a.version, a.nbits, a.ntime, a.version_mask)
-        == (b.version, b.nbits, b.ntime, b.version_mask)
-        and _same_extranonce(a, b.extranonce1, b.extranonce2_size)
-    )
 
 
 def _current_difficulty(pool: _Pool) -> float | None:

@@ -113,7 +113,8 @@ class VersionRollingUnavailable(Event):
 
 @dataclass(frozen=True, slots=True)
 class VersionMaskChanged(Event):
-    """``mining.set_version_mask``: ``mask`` (already intersected) applies to new jobs."""
+    """``mining.set_version_mask``: ``mask`` (already intersected) applies at once, to the
+    jobs held and to new ones (BIP310: the pool checks every later submit against it)."""
 
     mask: int
 

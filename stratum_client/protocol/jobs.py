@@ -8,12 +8,30 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 from stratum_client.errors import WorkError
 from stratum_client.work.job import Job
 
-__all__ = ["JobBook", "submit_params"]
+__all__ = ["JobBook", "same_work", "submit_params"]
+
+
+def same_work(a: Job, b: Job) -> bool:
+    """Both jobs give the same headers for the same extranonce2 (one job, announced twice).
+
+    Only what goes into the header counts: the arrival time, the clean flag, the stamped
+    difficulty and the version mask are session context that a repeat may change.
+    """
+    return (
+        a.job_id == b.job_id
+        and a.prevhash == b.prevhash
+        and a.coinb1 == b.coinb1
+        and a.coinb2 == b.coinb2
+        and a.merkle_branch == b.merkle_branch
+        and (a.version, a.nbits, a.ntime) == (b.version, b.nbits, b.ntime)
+        and (a.extranonce1, a.extranonce2_size) == (b.extranonce1, b.extranonce2_size)
+    )
 
 
 class JobBook:
@@ -32,22 +50,52 @@ class JobBook:
         return MappingProxyType(self._jobs)
 
     def add(self, job: Job) -> bool:
-        """Record a job; False when it is a non-clean repeat of a job id we hold.
+        """Record a job; False when it is a non-clean repeat of the same work we hold.
 
         A clean job is always taken: pools with small wrapping job counters may reuse an
-        id across blocks, and the clean flag says everything older is gone anyway.
+        id across blocks, and the clean flag says everything older is gone anyway. A
+        non-clean notify that reuses an id for *different* work (a new extranonce1 after
+        ``mining.set_extranonce``, a pool restarting its counter) replaces the old job:
+        the pool now checks submits against the new one.
         """
-        if not job.clean_jobs and job.job_id in self._jobs:
+        held = self._jobs.get(job.job_id)
+        if not job.clean_jobs and held is not None and same_work(held, job):
             return False
         if job.clean_jobs:
             self._jobs.clear()
+        self._jobs.pop(job.job_id, None)
         self._jobs[job.job_id] = job
         while len(self._jobs) > self._max:
             self._jobs.popitem(last=False)
         return True
 
+    def restamp(
+        self,
+        *,
+        extranonce1: bytes | None = None,
+        extranonce2_size: int | None = None,
+        version_mask: int | None = None,
+    ) -> None:
+        """Apply a session change to every held job, as the pool applies it at once.
+
+        After ``mining.set_extranonce`` the pool hashes every submit with the new
+        extranonce1, and after ``mining.set_version_mask`` it checks every submit against
+        the new mask (BIP310: valid immediately), whichever job the submit names.
+        """
+        for job_id, job in self._jobs.items():
+            self._jobs[job_id] = replace(
+                job,
+                extranonce1=job.extranonce1 if extranonce1 is None else extranonce1,
+                extranonce2_size=(
+                    job.extranonce2_size if extranonce2_size is None else extranonce2_size
+                ),
+                version_mask=job.version_mask if version_mask is None else version_mask,
+            )
+
     def resolve(self, job: Job | str) -> Job:
-        """The current job for an id (or the same job object); WorkError if it is gone."""
+        """The current job for an id, or for a job with the same work (see
+        :func:`same_work`, so a copy received before a repeat notify still resolves);
+        WorkError if it is gone or the id now names other work."""
         job_id = job if isinstance(job, str) else job.job_id
         known = self._jobs.get(job_id)
         if known is None:
@@ -55,7 +103,7 @@ class JobBook:
                 f"not submitting for job {job_id!r}: not among the {len(self._jobs)} current "
                 "jobs (stale after clean_jobs, evicted, or never received on this connection)"
             )
-        if not isinstance(job, str) and job != known:
+        if not isinstance(job, str) and not same_work(job, known):
             raise WorkError(f"not submitting for job {job_id!r}: differs from the current one")
         return known
 

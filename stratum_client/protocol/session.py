@@ -328,11 +328,15 @@ class PoolSession:
         if len(message.params) > 1 and message.params[1] is not None:
             size = wire.extranonce2_size(message.params[1])
         self._extranonce1, self._extranonce2_size = en1, size
+        self._jobs.restamp(extranonce1=en1, extranonce2_size=size)
         return [ev.ExtranonceChanged(en1, size)]
 
     def _on_set_version_mask(self, message: Notification, now: float) -> list[Output]:
         wire.arity(message.params, 1, "[mask]")
-        return list(self._rolling.set_mask(message.params[0]))
+        out: list[Output] = list(self._rolling.set_mask(message.params[0]))
+        if any(isinstance(o, ev.VersionMaskChanged) for o in out):
+            self._jobs.restamp(version_mask=self._rolling.mask)
+        return out
 
     def _on_reconnect(self, message: Notification, now: float) -> list[Output]:
         host, port, wait = wire.reconnect(message.params)

@@ -5,8 +5,9 @@ block template (the 13-branch vector), with synthetic prevhashes for new blocks.
 submit is rebuilt into a header and hashed; it is accepted only if the job is known, the
 share is not a duplicate, the version bits stay inside the granted mask and the hash meets
 the difficulty in force. Test hooks let a test change difficulty, send clean jobs, change
-extranonce, ask for a reconnect, go silent, reject everything, or restart the listener
-while keeping session state (so session resume can be exercised).
+extranonce, ask for a reconnect, go silent, reject everything, hold submit replies back
+(so shares are in flight at a chosen moment), or restart the listener while keeping
+session state (so session resume can be exercised).
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ class LocalPool:
         extranonce2_size: int = 4,
         ssl_context: ssl.SSLContext | None = None,
         job_interval: float | None = None,
+        session_dedupe: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -149,12 +151,21 @@ class LocalPool:
         self.extranonce2_size = extranonce2_size
         self.ssl_context = ssl_context
         self.job_interval = job_interval
+        self.session_dedupe = session_dedupe
+        """Remember accepted shares per session (as real pools do) instead of per
+        connection: a share resent on a resumed session after its reply was lost is
+        then refused as a duplicate rather than credited twice."""
         self.submits: list[SubmitRecord] = []
         self.requests: list[dict[str, Any]] = []
         self.silent = False
         self.reject_all = False
+        self._submits_open = asyncio.Event()
+        self._submits_open.set()
+        self._held = 0
         self._jobs: OrderedDict[str, PoolJob] = OrderedDict()
         self._sessions: dict[str, bytes] = {}
+        self._seen: dict[str, set[tuple[str, ...]]] = {}
+        """Shares accepted per session: a resumed session's resubmits are duplicates."""
         self._clients: set[_Client] = set()
         self._server: asyncio.Server | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -217,6 +228,20 @@ class LocalPool:
     @property
     def client_count(self) -> int:
         return len(self._clients)
+
+    def hold_submits(self) -> None:
+        """Read submits but answer none (nor anything after them on that connection)
+        until :meth:`release_submits`: shares stay in flight for as long as a test needs."""
+        self._submits_open.clear()
+
+    def release_submits(self) -> None:
+        """Answer the held submits, in order, and every later one at once."""
+        self._submits_open.set()
+
+    @property
+    def held_submits(self) -> int:
+        """Submits read and waiting for :meth:`release_submits`."""
+        return self._held
 
     def new_block(self) -> PoolJob:
         """A new prevhash: every earlier job becomes stale (clean_jobs)."""
@@ -321,6 +346,12 @@ class LocalPool:
         self.requests.append(request)
         if self.silent:
             return
+        if request.get("method") == "mining.submit" and not self._submits_open.is_set():
+            self._held += 1
+            try:
+                await self._submits_open.wait()
+            finally:
+                self._held -= 1
         self._dispatch(client, request)
         with contextlib.suppress(ConnectionError):
             await client.writer.drain()
@@ -419,14 +450,17 @@ class LocalPool:
         job = self._jobs.get(job_id)
         if job is None:
             raise _Reject(21, "job not found")
-        key = (job_id, en2, ntime, nonce, bits)
-        if key in client.seen:
+        key = (client.extranonce1.hex(), job_id, en2, ntime, nonce, bits)
+        seen = (
+            self._seen.setdefault(client.session_id, set()) if self.session_dedupe else client.seen
+        )
+        if key in seen:
             raise _Reject(22, "duplicate share")
         digest = self._hash(client, job, (en2, ntime, nonce, bits))
         difficulty = share_difficulty(digest)
         if difficulty < min(client.difficulty, client.previous_difficulty):
             raise _Reject(23, f"low difficulty share ({difficulty:.6g})")
-        client.seen.add(key)
+        seen.add(key)
         return difficulty
 
     def _hash(self, client: _Client, job: PoolJob, fields: tuple[str, str, str, str]) -> bytes:

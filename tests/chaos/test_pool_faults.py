@@ -158,11 +158,6 @@ async def test_failover_while_the_primary_flaps(tmp_path: Path) -> None:
             await finish(rig, [primary, backup])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalPool keys duplicate detection on the connection, not the session: a "
-    "share resubmitted after its reply was lost is accepted twice (see issue 7 report)",
-)
 async def test_share_whose_reply_was_lost_is_not_credited_twice(tmp_path: Path) -> None:
     """The pool judged the shares but the replies died with the connection.
 
@@ -170,7 +165,7 @@ async def test_share_whose_reply_was_lost_is_not_credited_twice(tmp_path: Path) 
     got them); a pool must then refuse them as duplicates, never credit them twice.
     """
     async with (
-        LocalPool(difficulty=2.0**-14) as pool,
+        LocalPool(difficulty=2.0**-14, session_dedupe=True) as pool,
         HostileProxy(pool.host, pool.port) as proxy,
         run_rig(tmp_path, [PoolEntry(proxy.url, "main")]) as rig,
     ):

@@ -59,11 +59,6 @@ def recorded_nonce(job: Job) -> FoundNonce:
     return FoundNonce(work, result.nonce, version, 0, 0, result.hash, result.share_difficulty, 20.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dispatcher retires a job re-announced unchanged by a resumed session "
-    "(see issue 7 report: dispatcher._on_new_job / _live_entry)",
-)
 def test_nonce_for_a_job_the_resumed_session_reannounced_is_still_a_share() -> None:
     dispatcher = Dispatcher([ChainSpec("a", midstates=0, chips=2, ticket_difficulty=256.0)])
     first = announced(received_at=1.0)

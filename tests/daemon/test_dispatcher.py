@@ -138,6 +138,14 @@ def up(pool: int = 0, en1: bytes = TESTNET_EN1, *, resumed: bool = False) -> Poo
     return PoolUp(pool, f"pool{pool}", en1, 4, resumed, 0.0)
 
 
+def resume(dispatcher: Dispatcher, job: Job, now: float) -> list[Action]:
+    """The pool takes the session back, then re-announces its current job as clean (as
+    pools do after authorize); returns the actions of both events."""
+    actions = dispatcher.on_manager_event(up(en1=job.extranonce1, resumed=True), now)
+    again = dataclasses.replace(job, clean_jobs=True, received_at=now)
+    return actions + dispatcher.on_manager_event(new_job(again), now)
+
+
 def down(pool: int = 0) -> PoolDown:
     return PoolDown(pool, f"pool{pool}", "connection lost", 0.0)
 
@@ -511,12 +519,75 @@ def test_pool_down_queues_shares_and_a_resumed_session_submits_them() -> None:
     snap = dispatcher.snapshot(2.0)
     assert (snap.pending, snap.session_up) == (1, False)
     actions = dispatcher.on_manager_event(up(resumed=True), 3.0)
+    # The new session has no job yet: it could not name the share's job, so it waits.
+    assert submitted(actions) == []
+    again = dataclasses.replace(job, clean_jobs=True, received_at=3.5)  # the pool re-announces it
+    actions = dispatcher.on_manager_event(new_job(again), 3.5)
     [share] = submitted(actions)
     assert share.nonce == 0xED460D91
     assert FlushChains() not in actions  # same pool, same extranonce1: work stays valid
     snap = dispatcher.snapshot(3.0)
     assert (snap.pending, snap.in_flight) == (0, 1)
     assert_balanced(snap)
+
+
+def test_shares_found_after_pool_up_wait_for_the_sessions_first_job() -> None:
+    """Between PoolUp and the first notify the session has no job to name: a share sent
+    then would be refused locally as "job unknown", so it waits for the job."""
+    job = make_job()
+    dispatcher = mining(job)
+    work = dispatcher.next_work("a", 0.5)
+    assert work is not None
+    dispatcher.on_manager_event(down(), 1.0)
+    assert submitted(dispatcher.on_manager_event(up(resumed=True), 2.0)) == []
+    assert submitted(dispatcher.on_nonce("a", synthetic(work, 1000.0, nonce=7), 2.5)) == []
+    assert dispatcher.snapshot(2.5).pending == 1
+    actions = dispatcher.on_manager_event(new_job(dataclasses.replace(job, clean_jobs=True)), 3.0)
+    assert [s.nonce for s in submitted(actions)] == [7]
+    assert FlushChains() not in actions  # the re-announced job is the one being mined
+    # Once the session has a job, shares go straight out again.
+    assert submitted(dispatcher.on_nonce("a", synthetic(work, 1000.0, nonce=8), 3.5))
+    assert_balanced(dispatcher.snapshot(4.0))
+
+
+def test_a_resumed_pools_clean_reannouncement_keeps_the_held_job_only() -> None:
+    older = make_job(job_id="1")
+    newest = make_job(job_id="2", clean=False)
+    dispatcher = mining(older)
+    dispatcher.on_manager_event(new_job(newest), 0.1)
+    dispatcher.on_manager_event(down(), 1.0)
+    dispatcher.on_manager_event(up(resumed=True), 2.0)
+    again = dataclasses.replace(newest, clean_jobs=True, received_at=2.5)
+    assert dispatcher.on_manager_event(new_job(again), 2.5) == []
+    snap = dispatcher.snapshot(2.5)
+    assert snap.job_count == 1
+    work = dispatcher.next_work("a", 3.0)
+    assert work is not None
+    assert work.job is newest  # the entry (and its extranonce2 counter) carried on
+    # A nonce on work built before the reconnect is still a live share.
+    [share] = submitted(dispatcher.on_nonce("a", synthetic(work, 1000.0), 3.5))
+    assert share.job is newest
+
+
+def test_a_version_mask_change_applies_to_held_jobs_at_once() -> None:
+    """BIP310: the new mask is valid immediately. A nonce on work built before the change,
+    rolled in bits only the new mask allows (the chips were reprogrammed), is a share."""
+    job = make_job()
+    dispatcher = mining(job)
+    work = dispatcher.next_work("a", 0.5)
+    assert work is not None
+    extra = 0x40000000  # outside the job's granted mask, inside the new one
+    assert not extra & job.version_mask
+    new_mask = job.version_mask | extra
+    changed = SessionEvent(0, ev.VersionMaskChanged(new_mask))
+    assert dispatcher.on_manager_event(changed, 1.0) == [SetVersionMask(new_mask)]
+    rolled = synthetic(work, 1000.0, version=work.version | extra)
+    [share] = submitted(dispatcher.on_nonce("a", rolled, 1.5))
+    assert share.version_bits == extra
+    fresh = dispatcher.next_work("a", 2.0)
+    assert fresh is not None
+    assert fresh.job.version_mask == new_mask
+    assert classes(dispatcher).hw_error == 0
 
 
 def test_a_new_session_with_another_extranonce1_loses_queued_shares() -> None:
@@ -570,7 +641,7 @@ def test_the_pending_queue_is_bounded_and_drops_the_oldest() -> None:
         dispatcher.on_nonce("a", synthetic(work, 1000.0, nonce=nonce), 2.0)
     snap = dispatcher.snapshot(2.0)
     assert (snap.pending, snap.lost_by_reason) == (2, {LOST_QUEUE_FULL: 1})
-    shares = submitted(dispatcher.on_manager_event(up(resumed=True), 3.0))
+    shares = submitted(resume(dispatcher, work.job, 3.0))
     assert [s.nonce for s in shares] == [2, 3]
 
 
@@ -582,7 +653,7 @@ def test_an_unanswered_share_is_requeued_and_a_duplicate_verdict_is_a_reject() -
     dispatcher.on_manager_event(down(), 2.0)
     snap = dispatcher.snapshot(2.0)
     assert (snap.pending, snap.in_flight) == (1, 0)
-    [again] = submitted(dispatcher.on_manager_event(up(resumed=True), 3.0))
+    [again] = submitted(resume(dispatcher, job, 3.0))
     assert again == share
     outcome = ShareOutcome(again, accepted=False, code=22, reason="Duplicate share", latency=0.1)
     dispatcher.on_manager_event(outcome, 4.0)
@@ -692,7 +763,7 @@ def test_set_extranonce_flushes_and_rebuilds_the_newest_job_with_the_new_value()
     assert old[0] is not None
     dispatcher.on_manager_event(down(), 0.5)
     dispatcher.on_nonce("a", synthetic(old[0], 1000.0, nonce=1), 0.5)  # queued, old en1
-    dispatcher.on_manager_event(up(resumed=True), 0.6)
+    resume(dispatcher, job, 0.6)
     changed = SessionEvent(0, ev.ExtranonceChanged(b"\x0e\x0e\x0e\x0e", 4))
     assert dispatcher.on_manager_event(changed, 1.0) == [FlushChains()]
     work = dispatcher.next_work("a", 1.0)

@@ -31,7 +31,7 @@ from stratum_client.pool.types import (
 )
 from stratum_client.protocol import events as ev
 from stratum_client.secrets import Secret
-from stratum_client.testing.pool import LocalPool
+from stratum_client.testing.pool import LocalPool, PoolJob
 from stratum_client.work.builder import build_work
 from stratum_client.work.job import Job
 from stratum_client.work.share import check_work_nonce
@@ -595,3 +595,70 @@ async def test_reload_keeps_an_unchanged_active_pool_and_switches_otherwise() ->
     assert up.pool == 0
     assert second.client_count == 0  # the manager closed; it had moved to `second`
     assert second.connections >= 1
+
+
+# -- the local test pool's own controls -----------------------------------------------
+
+
+async def _raw_session(pool: LocalPool, resume: str | None = None) -> tuple[Any, Any, str]:
+    """A bare Stratum client: subscribe (resuming ``resume``) and authorize."""
+    reader, writer = await asyncio.open_connection(pool.host, pool.port)
+    params = ["raw", resume] if resume else ["raw"]
+    writer.write(json.dumps({"id": 1, "method": "mining.subscribe", "params": params}).encode())
+    writer.write(
+        b"\n"
+        + json.dumps({"id": 2, "method": "mining.authorize", "params": ["w", "x"]}).encode()
+        + b"\n"
+    )
+    session = ""
+    while True:
+        message = json.loads(await reader.readline())
+        if message.get("id") == 1:
+            session = message["result"][0][0][1]
+        if message.get("method") == "mining.notify":
+            return reader, writer, session
+
+
+async def _submit(reader: Any, writer: Any, request_id: int, job: PoolJob) -> Any:
+    params = ["w", job.job_id, "00000000", f"{job.ntime:08x}", "00000001"]
+    writer.write(
+        json.dumps({"id": request_id, "method": "mining.submit", "params": params}).encode() + b"\n"
+    )
+    while True:
+        message = json.loads(await reader.readline())
+        if message.get("id") == request_id:
+            return message
+
+
+async def test_local_pool_refuses_a_share_resubmitted_on_the_resumed_session() -> None:
+    """A share whose reply was lost is sent again after a resume: a pool must call it a
+    duplicate, not credit it twice (dedupe per session, not per connection)."""
+    async with LocalPool(difficulty=1e-12, session_dedupe=True) as pool:  # any hash: a share
+        job = pool.new_job()
+        reader, writer, session = await _raw_session(pool)
+        first = await _submit(reader, writer, 3, job)
+        writer.close()
+        reader, writer, again = await _raw_session(pool, resume=session)
+        assert again == session
+        second = await _submit(reader, writer, 4, job)
+        writer.close()
+    assert first["result"] is True
+    assert second["error"][0] == 22
+    assert [s.reason for s in pool.submits] == ["", "duplicate share"]
+
+
+async def test_local_pool_holds_submit_replies_until_released() -> None:
+    async with LocalPool(difficulty=1e-12) as pool:
+        job = pool.new_job()
+        reader, writer, _ = await _raw_session(pool)
+        pool.hold_submits()
+        reply = asyncio.create_task(_submit(reader, writer, 3, job))
+        async with asyncio.timeout(10):
+            while pool.held_submits == 0:  # noqa: ASYNC110 - a counter, not an event
+                await asyncio.sleep(0.01)
+        assert not reply.done()
+        assert pool.submits == []
+        pool.release_submits()
+        assert (await reply)["result"] is True
+        assert pool.held_submits == 0
+        writer.close()

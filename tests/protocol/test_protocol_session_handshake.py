@@ -19,7 +19,7 @@ from stratum_script import (
     subscribe_result,
 )
 
-from stratum_client.errors import InputError, ProtocolError
+from stratum_client.errors import InputError, ProtocolError, WorkError
 from stratum_client.protocol import (
     AuthorizationFailed,
     Authorized,
@@ -207,6 +207,19 @@ def test_set_version_mask_intersects_and_applies_to_new_jobs() -> None:
         in one(bad, ProtocolViolation).description
     )
     assert session.version_mask == 0x00FFE000
+
+
+def test_set_version_mask_applies_to_held_jobs_at_once() -> None:
+    """BIP310: the new mask is valid immediately, so the pool checks submits for jobs it
+    sent earlier against it too: bits only the new mask allows are sent, others refused."""
+    session, _ = ready_session()
+    held = one(session.receive_data(notify(TESTNET, job_id="h"), 1.0), NewJob).job
+    session.receive_data(notification("mining.set_version_mask", "00ffe000"), 1.1)
+    assert session.jobs["h"].version_mask == 0x00FFE000
+    submit = sent([session.submit(held, bytes(4), held.ntime, 1, 0x00800000, now=1.2)])[0]
+    assert submit["params"][5] == "00800000"
+    with pytest.raises(WorkError, match="outside job 'h'"):
+        session.submit(held, bytes(4), held.ntime, 1, 0x10000000, now=1.3)
 
 
 def test_resume_accepted() -> None:

@@ -85,15 +85,54 @@ def test_clean_jobs_forget_older_jobs() -> None:
     assert session.outstanding == 0
 
 
-def test_duplicate_job_id_is_ignored_but_a_clean_repeat_is_taken() -> None:
+def test_repeated_job_is_ignored_but_a_clean_repeat_is_taken() -> None:
     session, _ = ready_session()
     first = _job(session.receive_data(notify(TESTNET, job_id="j1", clean=False), 1.0))
-    assert session.receive_data(notify(SLUSH, job_id="j1", clean=False), 2.0) == [
+    assert session.receive_data(notify(TESTNET, job_id="j1", clean=False), 2.0) == [
         DuplicateJobIgnored("j1")
     ]
     assert session.jobs["j1"] is first
-    again = _job(session.receive_data(notify(SLUSH, job_id="j1", clean=True), 3.0))
+    again = _job(session.receive_data(notify(TESTNET, job_id="j1", clean=True), 3.0))
     assert session.jobs["j1"] is again
+
+
+def test_job_id_reused_for_other_work_replaces_the_job() -> None:
+    """The pool checks submits against its latest meaning of an id, so the session must."""
+    session, _ = ready_session()
+    first = _job(session.receive_data(notify(TESTNET, job_id="j1", clean=False), 1.0))
+    second = _job(session.receive_data(notify(SLUSH, job_id="j1", clean=False), 2.0))
+    assert session.jobs["j1"] is second
+    with pytest.raises(WorkError, match="differs from the current one"):
+        session.submit(first, EN2, first.ntime, 2, now=3.0)
+
+
+def test_notify_repeated_after_set_extranonce_submits_with_the_new_extranonce1() -> None:
+    """set_extranonce then the same (non-clean) notify again: a share for that job id,
+    built with the new extranonce1, is sent, not refused as "different work"."""
+    session, _ = ready_session(en1="57a6f098", en2_size=4)
+    _job(session.receive_data(notify(TESTNET, job_id="j", clean=False), 1.0))
+    session.receive_data(notification("mining.set_extranonce", "deadbeef", 4), 2.0)
+    out = session.receive_data(notify(TESTNET, job_id="j", clean=False), 3.0)
+    assert out == [DuplicateJobIgnored("j")]  # same work as the restamped job
+    held = session.jobs["j"]
+    assert held.extranonce1.hex() == "deadbeef"
+    share = sent([session.submit(held, EN2, held.ntime, 2, now=4.0)])[0]
+    assert share["params"][1] == "j"
+
+
+def test_resolve_ignores_arrival_time_clean_flag_and_difficulty() -> None:
+    """After a resume the pool announces the same job again: a share found on the copy
+    received earlier (other arrival time, clean flag, stamped difficulty) is still sent."""
+    session, _ = ready_session()
+    early = _job(session.receive_data(notify(TESTNET, job_id="j", clean=False), 1.0))
+    session.receive_data(notification("mining.set_difficulty", 8), 1.5)
+    late = _job(session.receive_data(notify(TESTNET, job_id="j", clean=True), 2.0))
+    assert (late.received_at, late.clean_jobs, late.difficulty) != (
+        early.received_at,
+        early.clean_jobs,
+        early.difficulty,
+    )
+    assert sent([session.submit(early, EN2, early.ntime, 2, now=3.0)])[0]["params"][1] == "j"
 
 
 def test_job_table_is_bounded() -> None:
@@ -174,7 +213,13 @@ def test_set_extranonce_mid_session() -> None:
     new = _job(session.receive_data(notify(TESTNET, job_id="new"), 3.0))
     assert (old.extranonce1.hex(), old.extranonce2_size) == ("57a6f098", 4)
     assert (new.extranonce1.hex(), new.extranonce2_size) == ("deadbeef01", 6)
-    assert sent([session.submit(old, EN2, 1, 2, now=4.0)])[0]["params"][2] == "00000001"
+    # The pool hashes every later submit with the new extranonce1, so the held job was
+    # restamped: work built on the old one would be a certain reject and is refused.
+    held = session.jobs["old"]
+    assert (held.extranonce1.hex(), held.extranonce2_size) == ("deadbeef01", 6)
+    with pytest.raises(WorkError, match="differs from the current one"):
+        session.submit(old, EN2, 1, 2, now=4.0)
+    assert sent([session.submit(held, b"\x02" * 6, 1, 2, now=4.0)])[0]["params"][2] == "02" * 6
     assert sent([session.submit(new, b"\x01" * 6, 1, 2, now=4.0)])[0]["params"][2] == "01" * 6
     with pytest.raises(WorkError, match="extranonce2 is 4 bytes; job 'new' needs 6"):
         session.submit(new, EN2, 1, 2, now=4.0)
