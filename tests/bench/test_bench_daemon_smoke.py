@@ -1,0 +1,47 @@
+"""Smoke test for ``bench/daemon.py --quick``: the bench still runs and reports its figures.
+
+It checks the shape and the sanity of the report (samples were taken, shares were real,
+the daemon survived), never the timings: the machine is shared and wall time is noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_run_prints_one_json_report() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "daemon.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["bench"] == "daemon"
+
+    latency = report["latency"]
+    for key in ("notify_to_job_byte", "nonce_to_submit"):
+        figures = latency[key]
+        assert figures["n"] > 0, key
+        assert 0 < figures["p50_us"] <= figures["p99_us"], key
+        assert math.isfinite(figures["p99_us"]), key
+    # The emulator hashes for real and the pool validates every share.
+    assert latency["accepted"] > 0
+    assert latency["rejected"] == 0
+
+    footprint = report["footprint"]
+    assert [run["chains"] for run in footprint] == [1, 4]
+    for run in footprint:
+        assert run["daemon_alive"] is True
+        assert run["cores_used"] >= 0
+        assert 0 < run["peak_rss_mb"] < 1024
+        assert run["rejected"] == 0
