@@ -288,6 +288,30 @@ class _QuietSerialTransport(serial_asyncio_fast.SerialTransport):
         else:
             super()._fatal_error(exc, message)
 
+    def _read_ready(self) -> None:
+        """Read with one ``os.read`` on the non-blocking descriptor the loop found readable.
+
+        pyserial's ``read()`` waits in ``select()``, which raises for descriptors ≥ 1024:
+        with about five descriptors per open port, a daemon driving ~200 chains would
+        lose every chain opened after that. End of file or an I/O error (an unplugged
+        device, a closed pty) closes the transport as pyserial's own error would.
+        """
+        fd = getattr(self._serial, "fd", None)
+        if not isinstance(fd, int):
+            super()._read_ready()
+            return
+        try:
+            data = os.read(fd, self._max_read_size)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._close(exc=serial.SerialException(f"read failed: {exc}"))
+            return
+        if not data:
+            self._close(exc=serial.SerialException("device returned no data (disconnected?)"))
+            return
+        self._protocol.data_received(data)
+
     def _write_ready(self) -> None:
         """Drop the write callback once the buffer is empty.
 

@@ -94,6 +94,28 @@ async def test_pty_round_trip_both_directions(pty: PtyPair, pty_link: SerialLink
     assert (pty_link.bytes_out, pty_link.bytes_in) == (7, 6)
 
 
+async def test_round_trip_on_a_descriptor_above_1024(pty: PtyPair) -> None:
+    """A daemon with ~200 chains holds descriptors past select()'s 1024 limit; a port
+    opened there must still read and write (the link must not wait in select())."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200 <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 1200, "need 1200 descriptors"
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    try:
+        async with SerialLink(pty.path) as link:
+            await link.write(b"\x55\xaa\x52\x05\x00\x00\x0a")
+            assert await read_master(pty, 7) == b"\x55\xaa\x52\x05\x00\x00\x0a"
+            pty.write(b"\xaa\x55\x13\x70\x00\x00")
+            assert await read_link(link, 6) == b"\xaa\x55\x13\x70\x00\x00"
+            assert max(fillers) >= 1024
+    finally:
+        for fd in fillers:
+            os.close(fd)
+
+
 async def test_pty_symlink_path_opens_the_slave(tmp_path: Path) -> None:
     with PtyPair.open(tmp_path / "asic0") as pair:
         assert os.readlink(tmp_path / "asic0") == pair.slave_name
