@@ -26,6 +26,7 @@ from drivers.emulator.chain import EmulatedChain
 from drivers.emulator.server import serve_chains
 from stratum_client.config import Config, parse_config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service, format_hashrate
+from stratum_client.daemon.telemetry import telemetry_services
 from stratum_client.errors import InputError
 from stratum_client.logsetup import LEVELS, configure_logging
 from stratum_client.testing.pool import LocalPool
@@ -170,9 +171,8 @@ def _checked(args: argparse.Namespace) -> dict[str, int]:
 
 
 def _demo_services(config: Config) -> list[Service]:
-    """The companions the demo runs beside mining (the APIs it turns on)."""
-    del config
-    return []
+    """The companions the demo runs beside mining: the APIs its config turns on."""
+    return telemetry_services(config)
 
 
 def run(args: argparse.Namespace) -> int:

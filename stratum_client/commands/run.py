@@ -3,6 +3,9 @@
 Logging is configured here and nowhere else: the file's ``[daemon]`` settings, with
 ``--log-format``/``--log-level`` on top (they survive a SIGHUP reload, so a debugging
 session started from the command line stays verbose).
+
+The companions ``[api]``, ``[telemetry.mqtt]`` and ``[energy]`` enable start with the
+daemon; a reload does not restart them (their settings take effect after a restart).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from pathlib import Path
 
 from stratum_client.config import DEFAULT_CONFIG_PATH, Config, load_config
 from stratum_client.daemon.app import Daemon
+from stratum_client.daemon.energy import energy_services
+from stratum_client.daemon.telemetry import telemetry_services
 from stratum_client.logsetup import LEVELS, configure_logging
 
 __all__ = ["add_parser", "run"]
@@ -53,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
         )
 
     apply_logging(config)
-    daemon = Daemon(config, config_path=args.config, on_reload=apply_logging)
+    services = [*telemetry_services(config), *energy_services(config)]
+    daemon = Daemon(config, config_path=args.config, on_reload=apply_logging, services=services)
     return asyncio.run(daemon.run())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import itertools
 import json
 import math
@@ -23,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiomqtt
 import pytest
@@ -49,24 +48,6 @@ class Broker(Protocol):
 
     def stop(self) -> None: ...
 
-
-def _shared_broker_fixture() -> Any:
-    """The broker fixture lives in tests/energy/conftest.py until it moves to
-    tests/conftest.py (then pytest provides it and this returns None)."""
-    root = Path(__file__).resolve().parents[1]
-    shared = root / "conftest.py"
-    if shared.is_file() and "def mosquitto_broker" in shared.read_text():
-        return None
-    spec = importlib.util.spec_from_file_location("_energy_conftest", root / "energy/conftest.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.mosquitto_broker
-
-
-if (_fixture := _shared_broker_fixture()) is not None:
-    mosquitto_broker = _fixture
 
 SCALE = 2.0**-22
 POOL_DIFFICULTY = 2.0**-14
