@@ -167,16 +167,19 @@ class MqttTelemetry:
         )
 
     async def _session(self) -> None:
-        async with self._client() as client:
-            try:
-                await self._open(client)
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._publish_states(client), name="mqtt-state")
-                    group.create_task(self._send_results(client), name="mqtt-results")
-                    group.create_task(self._listen(client), name="mqtt-listen")
-            except asyncio.CancelledError:
-                await self._say_goodbye(client)
-                raise
+        client = self._client()
+        await client.__aenter__()
+        try:
+            await self._open(client)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._publish_states(client), name="mqtt-state")
+                group.create_task(self._send_results(client), name="mqtt-results")
+                group.create_task(self._listen(client), name="mqtt-listen")
+        except asyncio.CancelledError:
+            await self._say_goodbye(client)
+            raise
+        finally:
+            await _leave(client)
 
     async def _open(self, client: aiomqtt.Client) -> None:
         await self._publish(client, Message(self.topics.availability, topics.ONLINE, True, 1))
@@ -348,3 +351,14 @@ class MqttTelemetry:
         state = self._provide()
         if state is not None:
             self.push(state)
+
+
+async def _leave(client: aiomqtt.Client) -> None:
+    """Disconnect, but never wait more than a few seconds: the client's own exit can wait
+    forever for a disconnect acknowledgement, which would hang shutdown (and SIGTERM)."""
+    with contextlib.suppress(aiomqtt.MqttError, TimeoutError, OSError):
+        async with asyncio.timeout(_LEAVE_TIMEOUT):
+            await client.__aexit__(None, None, None)
+
+
+_LEAVE_TIMEOUT = 3.0
