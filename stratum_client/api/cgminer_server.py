@@ -20,6 +20,7 @@ import structlog
 
 from stratum_client.api import cgminer
 from stratum_client.api.cgminer import Action, ActionKind, RateLimiter, Reply
+from stratum_client.api.listener import close_listener
 from stratum_client.api.model import (
     ControlOutcome,
     MinerControl,
@@ -98,11 +99,7 @@ class CgminerServer:
     async def stop(self) -> None:
         if self._server is None:
             return
-        self._server.close()
-        for handler in list(self._handlers):  # 3.11 would leave them running
-            handler.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        await self._server.wait_closed()
+        await close_listener(self._server, self._handlers)
         self._server = None
 
     async def __aenter__(self) -> Self:

@@ -22,6 +22,7 @@ import structlog
 
 from stratum_client.api import rest
 from stratum_client.api.cgminer import RateLimiter
+from stratum_client.api.listener import close_listener
 from stratum_client.api.model import ControlOutcome, MinerControl, StateProvider, call_control
 from stratum_client.api.rest import HttpRequest, HttpResponse, RestAction, RestActionKind
 from stratum_client.config import ListenAddress
@@ -89,11 +90,7 @@ class RestServer:
                 await self._sampler
             self._sampler = None
         if self._server is not None:
-            self._server.close()
-            for handler in list(self._handlers):  # 3.11 would leave them running
-                handler.cancel()
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-            await self._server.wait_closed()
+            await close_listener(self._server, self._handlers)
             self._server = None
 
     async def __aenter__(self) -> Self:

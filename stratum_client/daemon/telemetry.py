@@ -404,14 +404,10 @@ class CgminerService:
         return f"CgminerService({self.listen})"
 
     async def __call__(self, daemon: Daemon) -> None:
-        server = CgminerServer(self.listen, self.allow, StateBuilder(daemon), DaemonControl(daemon))
-        async with server:
-            self.server = server
-            self.ready.set()
-            try:
-                await asyncio.Event().wait()
-            finally:
-                self.ready.clear()
+        self.server = CgminerServer(
+            self.listen, self.allow, StateBuilder(daemon), DaemonControl(daemon)
+        )
+        await _listen_until_cancelled(self.server, self.ready)
 
 
 class RestService:
@@ -427,16 +423,20 @@ class RestService:
         return f"RestService({self.listen})"
 
     async def __call__(self, daemon: Daemon) -> None:
-        server = RestServer(
+        self.server = RestServer(
             self.listen, StateBuilder(daemon), DaemonControl(daemon), token=self.token
         )
-        async with server:
-            self.server = server
-            self.ready.set()
-            try:
-                await asyncio.Event().wait()
-            finally:
-                self.ready.clear()
+        await _listen_until_cancelled(self.server, self.ready)
+
+
+async def _listen_until_cancelled(server: CgminerServer | RestServer, ready: asyncio.Event) -> None:
+    """Keep ``server`` listening until the companion is cancelled; ``ready`` while it does."""
+    async with server:
+        ready.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ready.clear()
 
 
 class MqttService:
