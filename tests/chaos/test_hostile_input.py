@@ -49,7 +49,12 @@ async def proxied(
 
 
 async def survive(rig: Rig, pool: LocalPool, proxy: HostileProxy, lines: Sequence[bytes]) -> float:
-    """Inject ``lines``, undo any lie, and return the seconds until mining resumed."""
+    """Inject ``lines``, undo any lie, and return the seconds until mining resumed.
+
+    Shares queued during an earlier drop can satisfy the previous ``wait_mining`` before
+    the daemon has reconnected, so wait for its connection before injecting.
+    """
+    await rig.wait_for(lambda: proxy.miners == 1, "a miner connection")
     assert await proxy.inject(lines) == 1
     await proxy.restore()
     rig.assert_alive()
