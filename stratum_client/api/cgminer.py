@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from stratum_client.api.model import ControlOutcome, DeviceState, MinerState, PoolStatus
 from stratum_client.secrets import Secret
+from stratum_client.units import GIGA, MEGA, in_unit
 
 __all__ = [
     "API_VERSION",
@@ -184,11 +185,11 @@ def _pct(part: float, whole: float) -> float:
 
 
 def _mhs(hps: float) -> float:
-    return _num(hps / 1e6, 2)
+    return in_unit(hps, MEGA)
 
 
 def _ghs(hps: float) -> float:
-    return _num(hps / 1e9, 2)
+    return in_unit(hps, GIGA)
 
 
 def _diff(value: float) -> float:

@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, urlsplit
 from drivers.bm13xx.chips import MODELS
 from stratum_client.api.model import ControlOutcome, DeviceState, MinerState, PoolStatus
 from stratum_client.secrets import Secret
+from stratum_client.units import GIGA, in_unit
 
 __all__ = [
     "MAX_BODY",
@@ -218,7 +219,7 @@ def _num(value: float, digits: int = 2) -> float:
 
 
 def _ghs(hps: float) -> float:
-    return _num(hps / 1e9, 3)
+    return in_unit(hps, GIGA, 3)
 
 
 def _weighted(

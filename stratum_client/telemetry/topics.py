@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from stratum_client.api.model import DeviceState, MinerState, PoolStatus
+from stratum_client.units import GIGA, in_unit
 
 __all__ = [
     "COMMANDS",
@@ -115,7 +116,7 @@ def _num(value: float | None, digits: int = 3) -> float | None:
 
 
 def _ghs(hps: float) -> float | None:
-    return _num(hps / 1e9)
+    return in_unit(hps, GIGA, 3) if math.isfinite(hps) else None
 
 
 # --------------------------------------------------------------------------- state
