@@ -28,6 +28,7 @@ from pathlib import Path
 import aiomqtt
 import structlog
 
+from stratum_client import mqtt_session
 from stratum_client.config import MqttConfig
 from stratum_client.energy.signals import SignalBoard, SignalError
 
@@ -126,9 +127,11 @@ class SignalSubscriber:
             delay = min(delay * 2, self.backoff_max)
 
     async def _session(self) -> None:
-        async with self._client() as client:
+        async with mqtt_session.session(self._client()) as client:
             for topic in self.board.topics():
-                await client.subscribe(topic)
+                await mqtt_session.bounded(
+                    client.subscribe(topic), PUBLISH_TIMEOUT, f"subscribe to {topic}"
+                )
             self.connections += 1
             self.board.link_problem = None
             self.connected.set()
@@ -152,7 +155,9 @@ class SignalSubscriber:
             pending, self._outbox = self._outbox, {}
             for topic, payload in pending.items():
                 try:
-                    await client.publish(topic, payload, retain=True, timeout=PUBLISH_TIMEOUT)
+                    await mqtt_session.publish(
+                        client, topic, payload, retain=True, within=PUBLISH_TIMEOUT
+                    )
                 except aiomqtt.MqttError as exc:
                     log.debug("energy publish failed; kept for the next session", error=str(exc))
                     for left, data in pending.items():
@@ -166,7 +171,7 @@ class SignalSubscriber:
         if self.broker.tls:
             cafile = str(self.broker.ca_file) if self.broker.ca_file else None
             context = ssl.create_default_context(cafile=cafile)
-        return aiomqtt.Client(
+        return mqtt_session.make_client(
             self.broker.host,
             self.broker.port,
             username=self.broker.username,
@@ -174,7 +179,6 @@ class SignalSubscriber:
             identifier=self.broker.client_id,
             keepalive=self.broker.keepalive,
             tls_context=context,
-            timeout=10,
         )
 
     def _deliver(self, topic: str, payload: object) -> None:

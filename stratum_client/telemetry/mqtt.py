@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 import aiomqtt
 import structlog
 
+from stratum_client import mqtt_session
 from stratum_client.api.model import (
     ControlOutcome,
     MinerControl,
@@ -153,7 +154,7 @@ class MqttTelemetry:
             cafile = str(self.config.ca_file) if self.config.ca_file else None
             context = ssl.create_default_context(cafile=cafile)
         password = self.config.password.reveal() if self.config.password else None
-        return aiomqtt.Client(
+        return mqtt_session.make_client(
             self.config.host,
             self.config.port,
             username=self.config.username,
@@ -161,30 +162,28 @@ class MqttTelemetry:
             identifier=self.config.client_id,
             keepalive=self.keepalive,
             tls_context=context,
-            timeout=10,
             will=aiomqtt.Will(self.topics.availability, topics.OFFLINE, qos=1, retain=True),
             max_queued_outgoing_messages=1000,
         )
 
     async def _session(self) -> None:
-        client = self._client()
-        await client.__aenter__()
-        try:
-            await self._open(client)
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._publish_states(client), name="mqtt-state")
-                group.create_task(self._send_results(client), name="mqtt-results")
-                group.create_task(self._listen(client), name="mqtt-listen")
-        except asyncio.CancelledError:
-            await self._say_goodbye(client)
-            raise
-        finally:
-            await _leave(client)
+        async with mqtt_session.session(self._client()) as client:
+            try:
+                await self._open(client)
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._publish_states(client), name="mqtt-state")
+                    group.create_task(self._send_results(client), name="mqtt-results")
+                    group.create_task(self._listen(client), name="mqtt-listen")
+            except asyncio.CancelledError:
+                await self._say_goodbye(client)
+                raise
 
     async def _open(self, client: aiomqtt.Client) -> None:
         await self._publish(client, Message(self.topics.availability, topics.ONLINE, True, 1))
-        await client.subscribe(self.topics.commands, qos=1)
-        await client.subscribe(self._ha_status, qos=1)
+        for topic in (self.topics.commands, self._ha_status):
+            await mqtt_session.bounded(
+                client.subscribe(topic, qos=1), self.publish_timeout, f"subscribe to {topic}"
+            )
         self._discovered_reset()
         self.connections += 1
         self.connected.set()
@@ -193,11 +192,10 @@ class MqttTelemetry:
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
         """A clean disconnect does not fire the last will, so say "offline" ourselves."""
-        with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-            async with asyncio.timeout(1.0):
-                await client.publish(
-                    self.topics.availability, topics.OFFLINE, qos=1, retain=True, timeout=1.0
-                )
+        with contextlib.suppress(aiomqtt.MqttError):
+            await mqtt_session.publish(
+                client, self.topics.availability, topics.OFFLINE, qos=1, retain=True, within=1.0
+            )
 
     def _lost(self, why: str) -> None:
         if self.connected.is_set() or self._problem != why:
@@ -215,12 +213,13 @@ class MqttTelemetry:
         self._config_sent = None
 
     async def _publish(self, client: aiomqtt.Client, message: Message) -> None:
-        await client.publish(
+        await mqtt_session.publish(
+            client,
             message.topic,
             message.payload,
             qos=message.qos,
             retain=message.retain,
-            timeout=self.publish_timeout,
+            within=self.publish_timeout,
         )
 
     # ------------------------------------------------------------------ state
@@ -351,14 +350,3 @@ class MqttTelemetry:
         state = self._provide()
         if state is not None:
             self.push(state)
-
-
-async def _leave(client: aiomqtt.Client) -> None:
-    """Disconnect, but never wait more than a few seconds: the client's own exit can wait
-    forever for a disconnect acknowledgement, which would hang shutdown (and SIGTERM)."""
-    with contextlib.suppress(aiomqtt.MqttError, TimeoutError, OSError):
-        async with asyncio.timeout(_LEAVE_TIMEOUT):
-            await client.__aexit__(None, None, None)
-
-
-_LEAVE_TIMEOUT = 3.0
