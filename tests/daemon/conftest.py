@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pytest
+from live_helpers import WAIT, wait_until
 
 from drivers.base import AsicDriver
 from drivers.emulator.chain import EmulatedChain
@@ -36,8 +37,6 @@ SCALE = 2.0**-24
 """Emulated chips report nonces at ticket 256 × SCALE = 2**-16: many per second on a CPU."""
 POOL_DIFFICULTY = 2.0**-15
 """About half of the nonces are shares: both classes show up in every test."""
-WAIT = 45.0
-"""Generous deadline for anything awaited (never asserted as a duration)."""
 FAST_POLICY: Mapping[str, object] = {
     "connect_timeout": 2.0,
     "backoff_initial": 0.2,
@@ -110,16 +109,6 @@ def short_tmpdir() -> Iterator[Path]:
     """A directory with a short path: unix socket addresses are limited to 107 bytes."""
     with tempfile.TemporaryDirectory(prefix="scd-", dir="/tmp") as name:
         yield Path(name)
-
-
-async def wait_until(what: str, predicate: Callable[[], bool], limit: float = WAIT) -> None:
-    """Poll until ``predicate`` holds; ``limit`` is a deadline, not a measurement."""
-    try:
-        async with asyncio.timeout(limit):
-            while not predicate():  # noqa: ASYNC110 - daemon state has no event to wait on
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for: {what}") from None
 
 
 @dataclass

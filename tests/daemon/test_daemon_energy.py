@@ -26,6 +26,7 @@ from typing import Protocol
 
 import aiomqtt
 import pytest
+from live_helpers import wait_until
 from structlog.testing import capture_logs
 
 from drivers.emulator.chain import EmulatedChain
@@ -98,14 +99,6 @@ class Rig:
     def paused_by_energy(self) -> bool:
         chain = self.chain()
         return chain.state is ChainState.PAUSED and HOLD_REASON in chain.paused_by
-
-
-async def wait_until(what: str, predicate: Callable[[], bool], limit: float = WAIT) -> None:
-    """Poll daemon state (it has no event to wait on); ``limit`` is a generous deadline."""
-    async with asyncio.timeout(limit):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-    assert predicate(), what
 
 
 def _config(tmp_path: Path, pool_url: str, link: str, port: int, energy: str) -> str:

@@ -9,10 +9,9 @@ import json
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import aiomqtt
+from live_helpers import Watcher, wait_until
 from structlog.testing import capture_logs
 
 from stratum_client.api.model import MinerState
@@ -56,74 +55,14 @@ async def running(telemetry: MqttTelemetry) -> AsyncIterator[MqttTelemetry]:
 
 
 async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
-class Watcher:
-    """A separate MQTT client that records what arrives on some topic filters."""
-
-    def __init__(self, port: int, *filters: str) -> None:
-        self.client = aiomqtt.Client("127.0.0.1", port)
-        self.filters = filters or (f"{BASE}/#", "homeassistant/#")
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self._reader: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Self:
-        await self.client.__aenter__()
-        for topic in self.filters:
-            await self.client.subscribe(topic, qos=1)
-        self._reader = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        assert self._reader is not None
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-        with contextlib.suppress(aiomqtt.MqttError):
-            await self.client.__aexit__(kind, exc, tb)
-
-    async def _read(self) -> None:
-        async for message in self.client.messages:
-            raw = message.payload if isinstance(message.payload, bytes) else b""
-            self.messages.append((message.topic.value, raw, message.retain))
-
-    def payloads(self, topic: str) -> list[bytes]:
-        return [payload for name, payload, _ in self.messages if name == topic]
-
-    def latest(self, topic: str) -> Any:
-        return json.loads(self.payloads(topic)[-1])
-
-    def has(self, topic: str) -> bool:
-        return bool(self.payloads(topic))
-
-    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
-        await self.client.publish(topic, payload, qos=1, retain=retain)
-
-    async def result(self, request_id: str) -> dict[str, Any]:
-        def find() -> dict[str, Any] | None:
-            for raw in self.payloads(T.result):
-                result: dict[str, Any] = json.loads(raw)
-                if result["request_id"] == request_id:
-                    return result
-            return None
-
-        await eventually(lambda: find() is not None)
-        found = find()
-        assert found is not None
-        return found
+    await wait_until("condition", check, within)
 
 
 async def test_availability_discovery_state_and_config(
     broker: MosquittoBroker, state: MinerState, control: RecordingControl
 ) -> None:
     telemetry = fast(mqtt_config(broker), lambda: state, control)
-    async with running(telemetry), Watcher(broker.port) as live:
+    async with running(telemetry), Watcher(broker.port, f"{BASE}/#", "homeassistant/#") as live:
         await eventually(lambda: live.has(T.state) and live.has(T.device("ultra")))
         assert live.payloads(T.availability)[-1] == b"online"
         temperature = live.latest(f"homeassistant/sensor/{NODE}/ultra_temperature/config")
@@ -138,7 +77,7 @@ async def test_availability_discovery_state_and_config(
         assert live.latest(T.device("ultra"))["temperature_c"] == 58.2
         assert live.latest(T.config)["hostname"] == "rig1"
         # A client arriving later gets the retained documents at once.
-        async with Watcher(broker.port) as late:
+        async with Watcher(broker.port, f"{BASE}/#", "homeassistant/#") as late:
             await eventually(lambda: late.has(T.state) and late.has(T.config))
             retained = {topic for topic, _, flag in late.messages if flag}
         assert {T.availability, T.state, T.config, T.device("ultra")} <= retained
@@ -175,7 +114,7 @@ async def test_commands_are_executed_and_answered(
         await live.publish(T.command("mining"), b'{"running": true, "request_id": "m1"}')
         await live.publish(T.command("set_frequency"), b'{"mhz": 900, "request_id": "f2"}')
         pause, tune, switch, resume, too_fast = [
-            await live.result(rid) for rid in ("p1", "f1", "s1", "m1", "f2")
+            await live.result(T.result, rid) for rid in ("p1", "f1", "s1", "m1", "f2")
         ]
     assert pause == {"ok": True, "error": None, "request_id": "p1", "command": "pause",
                      "result": None}  # fmt: skip
@@ -218,7 +157,7 @@ async def test_garbage_commands_get_error_results_and_nothing_happens(
         await eventually(lambda: len(live.payloads(T.result)) == len(GARBAGE))
         results = [json.loads(p) for p in live.payloads(T.result)]
         await live.publish(T.command("resume"), b'{"request_id": "after"}')
-        after = await live.result("after")
+        after = await live.result(T.result, "after")
     assert all(result["ok"] is False and result["error"] for result in results)
     assert after["ok"] is True
     assert control.calls == [("resume", ())]
@@ -233,7 +172,7 @@ async def test_retained_commands_are_ignored(
         async with running(telemetry):
             await eventually(lambda: telemetry.rounds >= 2)
             await live.publish(T.command("resume"), b'{"request_id": "live"}')
-            assert (await live.result("live"))["ok"] is True
+            assert (await live.result(T.result, "live"))["ok"] is True
     assert control.calls == [("resume", ())]
 
 
@@ -383,7 +322,7 @@ async def test_broker_restart_mid_run_never_stalls_mining(
                     lambda: live.has(T.state) and live.latest(T.state)["accepted"] == 139
                 )
                 await live.publish(T.command("resume"), b'{"request_id": "back"}')
-                assert (await live.result("back"))["ok"] is True
+                assert (await live.result(T.result, "back"))["ok"] is True
     assert ticks_during_outage > 50
     assert mining.worst_lag < STALL_LIMIT, f"event loop stalled for {mining.worst_lag:.3f} s"
 
