@@ -97,6 +97,8 @@ def test_exec_start_runs_the_daemon_with_the_default_config() -> None:
         ("WatchdogSec", "30"),
         ("Restart", "on-failure"),
         ("RestartSec", "5"),
+        ("RestartForceExitStatus", "75"),  # the daemon's EXIT_RESTART
+        ("SuccessExitStatus", "75"),
         ("TimeoutStopSec", "20"),
         ("KillSignal", "SIGTERM"),
         ("User", "stratum-client"),

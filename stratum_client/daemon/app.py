@@ -48,7 +48,7 @@ from stratum_client.protocol import events as ev
 from stratum_client.sdnotify import Notifier, watchdog_interval
 from stratum_client.work.job import Work
 
-__all__ = ["Daemon", "DaemonSnapshot", "Service", "format_hashrate", "status_line"]
+__all__ = ["EXIT_RESTART", "Daemon", "DaemonSnapshot", "Service", "format_hashrate", "status_line"]
 
 Service = Callable[["Daemon"], Awaitable[None]]
 """A companion task (APIs, telemetry, energy governor) run beside mining.
@@ -64,6 +64,10 @@ READY_WAIT: Final = 60.0
 """Longest wait for every chain's first start attempt before READY=1 is sent anyway."""
 CHAIN_STOP_TIMEOUT: Final = 5.0
 """Longest wait for drivers to stop on shutdown."""
+EXIT_RESTART: Final = 75
+"""Exit status after a requested restart (EX_TEMPFAIL): a process cannot re-execute itself
+cleanly, so it stops cleanly and asks the service manager to start it again (the shipped
+unit lists 75 in ``RestartForceExitStatus=`` and ``SuccessExitStatus=``)."""
 
 _log = structlog.get_logger(__name__)
 
@@ -108,6 +112,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._stopping = False
+        self._exit_status = 0
         _register_secrets(config)
         drivers, self._unavailable = _resolve_drivers(config.devices)
         self._dispatcher = Dispatcher(
@@ -176,6 +181,11 @@ class Daemon:
             self._force.set()
         self._stop.set()
 
+    def request_restart(self) -> None:
+        """Stop cleanly as :meth:`request_stop` does, then exit with :data:`EXIT_RESTART`."""
+        self._exit_status = EXIT_RESTART
+        self.request_stop()
+
     def request_reload(self) -> None:
         """Re-read the config file's pool list and log levels (SIGHUP)."""
         asyncio.get_running_loop().create_task(self._reload(), name="daemon-reload")
@@ -194,7 +204,8 @@ class Daemon:
     # -- the run --------------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Mine until stopped; 0 after a clean stop, 1 if a component failed."""
+        """Mine until stopped; 0 after a clean stop, :data:`EXIT_RESTART` after a requested
+        restart, 1 if a component failed."""
         handlers: dict[signal.Signals, Callable[[], None]] = {}
         if self._handle_signals:
             handlers = {
@@ -216,8 +227,9 @@ class Daemon:
             failed = True
         finally:
             self._notifier.close()
-        _log.info("daemon stopped", failed=failed)
-        return 1 if failed else 0
+        status = 1 if failed else self._exit_status
+        _log.info("daemon stopped", failed=failed, exit_status=status)
+        return status
 
     async def _supervise(self) -> None:
         async with asyncio.TaskGroup() as tasks:

@@ -308,11 +308,9 @@ class DaemonControl:
     - ``set_frequency`` checks the chip's PLL can reach the value first (a bad value is
       refused, never handed to the driver), then waits, bounded, for the ramp.
     - pool commands go to the :class:`~stratum_client.pool.manager.PoolManager`.
-    - ``restart`` and ``quit`` both begin the daemon's clean shutdown (shares drained,
-      exit status 0). The process cannot re-execute itself, so ``restart`` relies on
-      the service manager: with the shipped unit (``Restart=on-failure``) a clean exit
-      is *not* restarted, so ``restart`` behaves like ``quit`` unless the unit says
-      ``Restart=always``.
+    - ``restart`` and ``quit`` both begin the daemon's clean shutdown (shares drained).
+      ``quit`` exits 0; ``restart`` exits :data:`~stratum_client.daemon.app.EXIT_RESTART`,
+      which the shipped unit makes systemd restart (the process cannot re-execute itself).
     """
 
     def __init__(self, daemon: Daemon, *, frequency_wait: float = FREQUENCY_WAIT) -> None:
@@ -381,7 +379,7 @@ class DaemonControl:
 
     async def restart(self) -> None:
         _log.warning("restart requested: stopping cleanly; the service manager restarts us")
-        self.daemon.request_stop()
+        self.daemon.request_restart()
 
     async def quit(self) -> None:
         _log.warning("quit requested: stopping cleanly")

@@ -166,3 +166,32 @@ async def test_sighup_reloads_the_pool_list_without_restarting_chains(
     # The chains kept running: each was brought up exactly once.
     running = [line["chain"] for line in daemon.logged("chain running") if "driver" in line]
     assert sorted(running) == ["a", "b"]
+
+
+async def test_restart_over_the_cgminer_api_exits_75_for_the_service_manager(
+    emulated_chains: Emulated, local_pool: LocalPool, tmp_path: Path
+) -> None:
+    """The unit's RestartForceExitStatus=75 is what turns this clean stop into a restart."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    api = f'[api]\ncgminer_enabled = true\ncgminer_listen = "127.0.0.1:{port}"\n'
+    config = tmp_path / "stratum-client.toml"
+    config.write_text(emulated_chains.config([local_pool], extra=api))
+    async with daemon_process(config) as daemon:
+        await daemon.wait_until("shares accepted", lambda: len(local_pool.accepted) >= 2)
+        await daemon.wait_until(
+            "the API listening", lambda: bool(daemon.logged("cgminer API listening"))
+        )
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b'{"command":"restart"}')
+        await writer.drain()
+        reply = await reader.read()
+        writer.close()
+        status = await daemon.exit_status()
+    assert json.loads(reply.rstrip(b"\0")) == {"STATUS": "RESTART"}
+    assert status == 75
+    [stopped] = daemon.logged("daemon stopped")
+    assert (stopped["failed"], stopped["exit_status"]) == (False, 75)
+    assert daemon.logged("share drain finished")[0]["unanswered"] == 0
+    assert local_pool.rejected == []
