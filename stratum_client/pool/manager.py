@@ -140,6 +140,8 @@ class _Link:
         self.up_at = 0.0
         self.down = False
         """The dispatcher was told this session is over (PoolDown): forward nothing more."""
+        self.heard = False
+        """The dispatcher got an event from this session (a job may come before authorize)."""
         self.ending: Ending | None = None
         self.reason = ""
         self.wait = 0.0
@@ -395,7 +397,7 @@ class PoolManager:
         if link.down:
             return
         link.down = True
-        if link.up:
+        if link.up or link.heard:  # what it heard from a session that never came up ends too
             reason = link.reason or "pool manager stopped"
             self._emit(PoolDown(link.index, link.pool.config.name, reason, self._clock()))
 
@@ -423,6 +425,7 @@ class PoolManager:
             link.log.warning("pool protocol violation (ignored)", detail=event.description)
         elif isinstance(event, ev.ShowMessage):
             link.log.info("message from pool", text=event.text)
+        link.heard = True
         self._emit(SessionEvent(link.index, event))
 
     def _on_subscribed(self, link: _Link, event: ev.Subscribed) -> None:

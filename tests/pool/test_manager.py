@@ -50,6 +50,14 @@ FAST = PoolPolicy(
 )
 
 E = TypeVar("E")
+SLUSH_NOTIFY: list[Any] = next(
+    job["notify"]
+    for job in json.loads(
+        (Path(__file__).resolve().parents[1] / "data" / "stratum_vectors.json").read_text()
+    )["jobs"]
+    if job["name"] == "slush-2023-diff683"
+)
+"""A real pool's ``mining.notify`` params (from the shared vectors)."""
 
 
 class Recorder:
@@ -392,7 +400,11 @@ async def test_refused_worker_fails_over_at_once() -> None:
     assert "refused worker" in status.last_error
     assert "unknown worker" in status.last_error
     assert status.failures == 1
-    assert not rec.of(PoolDown)[:-1]  # only the goodbye of the backup
+    # The refused session told the dispatcher of its (absent) version rolling, so it ends
+    # with a PoolDown naming the refusal; then the backup's goodbye.
+    downs = rec.of(PoolDown)
+    assert [down.pool for down in downs] == [0, 1]
+    assert "unknown worker" in downs[0].reason
 
 
 # -- client.reconnect ------------------------------------------------------------------------
@@ -662,3 +674,30 @@ async def test_local_pool_holds_submit_replies_until_released() -> None:
         assert (await reply)["result"] is True
         assert pool.held_submits == 0
         writer.close()
+
+
+async def test_a_session_that_dies_before_authorize_still_ends_with_pool_down() -> None:
+    """The job it announced must not count as the next session's job (shares would be
+    resubmitted before that session had one), so the dispatcher hears PoolDown."""
+    params = SLUSH_NOTIFY
+    notify = json.dumps({"id": None, "method": "mining.notify", "params": params}).encode()
+
+    async def dies_before_authorize(reader: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            request = json.loads(line)
+            if request["method"] == "mining.subscribe":
+                result = [[["mining.notify", "1"]], "aabbccdd", 4]
+                w.write(json.dumps({"id": request["id"], "result": result, "error": None}).encode())
+                w.write(b"\n" + notify + b"\n")
+            elif request["method"] == "mining.authorize":
+                break  # hang up instead of answering
+        w.close()
+
+    server = await asyncio.start_server(dies_before_authorize, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, running([config(port)]) as (_, rec):
+        job = await rec.job()
+        down = await rec.next(PoolDown, lambda e: e.pool == 0)
+    assert job.job_id == params[0]
+    assert not rec.of(PoolUp)
+    assert down.reason
