@@ -69,6 +69,16 @@ EXIT_RESTART: Final = 75
 cleanly, so it stops cleanly and asks the service manager to start it again (the shipped
 unit lists 75 in ``RestartForceExitStatus=`` and ``SuccessExitStatus=``)."""
 
+_RESTART_SECTIONS: Final = {
+    "devices": "[[devices]]",
+    "pool_policy": "[pool_policy]",
+    "api": "[api]",
+    "telemetry": "[telemetry]",
+    "energy": "[energy]",
+}
+"""Config sections a reload does not apply (chains, APIs and MQTT clients keep running),
+by attribute, with the name the file gives them."""
+
 _log = structlog.get_logger(__name__)
 
 
@@ -340,8 +350,16 @@ class Daemon:
         _register_secrets(new)
         if self._on_reload is not None:
             self._on_reload(new)
-        if new.devices != self._config.devices or new.pool_policy != self._config.pool_policy:
-            _log.warning("device and pool_policy changes take effect only after a restart")
+        needs_restart = [
+            name
+            for section, name in _RESTART_SECTIONS.items()
+            if getattr(new, section) != getattr(self._config, section)
+        ]
+        if needs_restart:
+            _log.warning(
+                "these config sections changed but take effect only after a restart",
+                sections=needs_restart,
+            )
         self._manager.reload(new.pools)
         self._config = replace(self._config, pools=new.pools, daemon=new.daemon)
         _log.info("config reloaded", pools=[p.name for p in new.pools])

@@ -154,7 +154,8 @@ async def test_sighup_reloads_the_pool_list_without_restarting_chains(
     config.write_text(emulated_chains.config([first]))
     async with daemon_process(config) as daemon:
         await daemon.wait_until("shares on the first pool", lambda: len(first.accepted) >= 3)
-        config.write_text(emulated_chains.config([second]))
+        allow_lan = '[api]\ncgminer_allow = ["127.0.0.1/32", "192.168.0.0/16"]\n'
+        config.write_text(emulated_chains.config([second], extra=allow_lan))
         daemon.process.send_signal(signal.SIGHUP)
         await daemon.wait_until("shares on the new pool", lambda: len(second.accepted) >= 3)
         await daemon.wait_until("RELOADING=1", lambda: "1" in daemon.notified("RELOADING"))
@@ -163,6 +164,9 @@ async def test_sighup_reloads_the_pool_list_without_restarting_chains(
     assert status == 0
     assert first.rejected == second.rejected == []
     assert [line["pools"] for line in daemon.logged("config reloaded")] == [["pool0"]]
+    # The API keeps its running settings, and the log says a restart applies the change.
+    warned = daemon.logged("these config sections changed but take effect only after a restart")
+    assert [line["sections"] for line in warned] == [["[api]"]]
     # The chains kept running: each was brought up exactly once.
     running = [line["chain"] for line in daemon.logged("chain running") if "driver" in line]
     assert sorted(running) == ["a", "b"]
