@@ -7,7 +7,7 @@ order of events within a control step is fixed and easy to reason about::
         count the work done since the last step (daemon snapshot → accumulator)
         decision = governor.step(now, signal board)           (MQTT keeps the board fresh)
         apply the changes: set_frequency, then resume / pause  (hold "energy" on the chain)
-        integrate the decision's power into the ledger interval; store closed intervals
+        integrate the decision's power into the ledger interval; commit closed intervals
         publish the state (and each closed interval) retained on MQTT
 
 The governor's own rules do the rest: a stale, missing or garbled signal, or a broker
@@ -69,6 +69,8 @@ MIN_STEP_GAP: Final = 0.05
 """Real seconds between two control steps at least, however often signals arrive."""
 MAX_UNSTORED_ROWS: Final = 10_000
 """Rows kept in memory while the ledger file cannot be written (then the oldest go)."""
+SLOW_COMMIT: Final = 0.05
+"""A ledger commit longer than this (seconds; the event loop waits for it) is logged."""
 
 _log = structlog.get_logger(__name__)
 
@@ -190,7 +192,7 @@ class EnergyService:
         )
         # The first decision is applied before this task first yields, while the chains
         # are still opening their ports: in clean-only modes no work goes out unapproved.
-        rows = self._step(daemon, governor, accumulator)
+        first = self._step(daemon, governor, accumulator)
         ledger: Ledger | None = None
         signals = asyncio.create_task(self.subscriber.run(), name="energy-signals")
         try:
@@ -202,8 +204,7 @@ class EnergyService:
                 devices=list(governor.device_names),
                 ledger=str(self.ledger_path) if ledger else None,
             )
-            if rows:
-                await self._store(ledger, rows)
+            self._complete(ledger, *first)
             await self._control_loop(daemon, governor, accumulator, ledger)
         finally:
             signals.cancel()
@@ -263,9 +264,7 @@ class EnergyService:
             started = loop.time()
             self.subscriber.arrived.clear()  # the step just taken has read the board
             await self._wait_for_step(started + period, started + MIN_STEP_GAP)
-            rows = self._step(daemon, governor, accumulator)
-            if rows:
-                await self._store(ledger, rows)
+            self._complete(ledger, *self._step(daemon, governor, accumulator))
 
     async def _wait_for_step(self, deadline: float, earliest: float) -> None:
         """Until ``deadline``, or sooner when a signal arrives (but not before ``earliest``).
@@ -285,7 +284,7 @@ class EnergyService:
 
     def _step(
         self, daemon: Daemon, governor: Governor, accumulator: IntervalAccumulator
-    ) -> list[LedgerRow]:
+    ) -> tuple[StepRecord, list[LedgerRow]]:
         now, wall = self._clocks.now(), self._clocks.wall()
         snapshot = daemon.snapshot()
         self._count_work(snapshot, accumulator)
@@ -297,9 +296,7 @@ class EnergyService:
         record = StepRecord(now, wall, decision, snapshot)
         self.last = record
         self._report(record, daemon)
-        if self._on_step is not None:
-            self._on_step(record)
-        return rows
+        return record, rows
 
     def _count_work(self, snapshot: DaemonSnapshot, accumulator: IntervalAccumulator) -> None:
         """Hand the accumulator what each chain did since the last step (from counters)."""
@@ -348,14 +345,28 @@ class EnergyService:
                 _log.info("energy fail-safe cleared; signals usable")
             self._fail_safe = reason
 
-    async def _store(self, ledger: Ledger | None, rows: list[LedgerRow]) -> None:
-        """Append closed intervals (one transaction) and publish the latest one."""
+    def _complete(self, ledger: Ledger | None, record: StepRecord, rows: list[LedgerRow]) -> None:
+        """Store what the step closed, then report the step (a reported step is on disk)."""
+        if rows:
+            self._store(ledger, rows)
+        if self._on_step is not None:
+            self._on_step(record)
+
+    def _store(self, ledger: Ledger | None, rows: list[LedgerRow]) -> None:
+        """Append closed intervals (one transaction) and publish the latest one.
+
+        On the event loop, in the step that closed them, not in a worker thread: a kill -9
+        then loses only the open interval, never one closed but still queued for a thread
+        that a loaded machine had not scheduled yet (seen in CI). A commit is one small
+        WAL append and fsync, once per interval; a slow one is logged.
+        """
         self._publish(LEDGER_TOPIC, _ledger_payload(rows))
         if ledger is None:
             return
         pending = [*self._unstored, *rows]
+        started = time.perf_counter()
         try:
-            await asyncio.to_thread(ledger.append_many, pending)
+            ledger.append_many(pending)
         except StratumClientError as exc:
             self.ledger_problem = str(exc)
             self._unstored = pending[-MAX_UNSTORED_ROWS:]
@@ -363,6 +374,9 @@ class EnergyService:
             return
         self._unstored = []
         self.ledger_problem = None
+        took = time.perf_counter() - started
+        if took > SLOW_COMMIT:
+            _log.warning("energy ledger commit was slow", seconds=round(took, 3), rows=len(pending))
 
     def _finish(
         self, daemon: Daemon, accumulator: IntervalAccumulator, ledger: Ledger | None

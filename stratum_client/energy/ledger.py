@@ -323,7 +323,9 @@ _SELECT_SUMS = 'SELECT {key}, COUNT(*), MIN(start), MAX("end"), ' + ", ".join(
 class Ledger:
     """An append-only SQLite ledger; one writer (the daemon), any number of readers.
 
-    Calls are blocking; the daemon runs them in a worker thread, one at a time.
+    Calls are blocking. The daemon appends on its event loop, in the control step that
+    closed the interval (a commit is one small WAL append), so nothing closed waits in a
+    queue when the process is killed.
     """
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
