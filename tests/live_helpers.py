@@ -31,9 +31,10 @@ async def wait_until(what: str, predicate: Callable[[], bool], limit: float = WA
 class Watcher:
     """A separate MQTT client recording ``(topic, payload, retained)`` on some filters."""
 
-    def __init__(self, port: int, *filters: str) -> None:
+    def __init__(self, port: int, *filters: str, **options: Any) -> None:
+        """``options`` go to the client (``username``/``password`` for a locked broker)."""
         assert filters, "say which topics to watch"
-        self.client = aiomqtt.Client("127.0.0.1", port, timeout=10)
+        self.client = aiomqtt.Client("127.0.0.1", port, timeout=10, **options)
         self.filters = filters
         self.messages: list[tuple[str, bytes, bool]] = []
         self._reader: asyncio.Task[None] | None = None

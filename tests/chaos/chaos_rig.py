@@ -33,8 +33,8 @@ from drivers.bm13xx.driver import Bm13xxDriver
 from drivers.emulator.chain import EmulatedChain
 from drivers.emulator.faults import Faults
 from drivers.emulator.server import EmulatorServer, serve_chains
-from stratum_client.config import parse_config
-from stratum_client.daemon.app import Daemon, DaemonSnapshot, status_line
+from stratum_client.config import Config, parse_config
+from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service, status_line
 from stratum_client.testing.pool import LocalPool, SubmitRecord
 
 __all__ = [
@@ -347,8 +347,12 @@ async def run_rig(
     *,
     extra_toml: str = "",
     before_start: Callable[[Rig], Awaitable[None]] | None = None,
+    services: Callable[[Config], Sequence[Service]] | None = None,
 ) -> AsyncIterator[Rig]:
-    """Serve the chains (default: one 2-chip BM1366), run the daemon on them, then stop."""
+    """Serve the chains (default: one 2-chip BM1366), run the daemon on them, then stop.
+
+    ``services`` builds the daemon's companions (APIs, MQTT) from the parsed config.
+    """
     chains = [ChainPlan()] if chains is None else chains
     emulated = [plan.build() for plan in chains]
     links = [str(workdir / f"asic-{plan.name}") for plan in chains]
@@ -356,7 +360,12 @@ async def run_rig(
     config = parse_config(text)
     async with serve_chains(emulated, links) as servers:
         status_lines: list[str] = []
-        daemon = Daemon(config, emit_status=status_lines.append, handle_signals=False)
+        daemon = Daemon(
+            config,
+            emit_status=status_lines.append,
+            handle_signals=False,
+            services=services(config) if services is not None else (),
+        )
         rig = Rig(daemon, servers, chains)
         rig.status_lines = status_lines
         if before_start is not None:

@@ -11,10 +11,13 @@ The honest pool's record of ``mining.authorize`` proves the password was really 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import io
 import ssl
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trustme
@@ -23,9 +26,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from live_helpers import Watcher
 
+from stratum_client.config import Config, ListenAddress
+from stratum_client.daemon.app import Service
+from stratum_client.daemon.telemetry import (
+    CgminerService,
+    MqttService,
+    RestService,
+    telemetry_services,
+)
 from stratum_client.logsetup import configure_logging
 from stratum_client.testing.pool import LocalPool
+
+if TYPE_CHECKING:
+    from conftest import MosquittoBroker
 
 pytestmark = pytest.mark.chaos
 
@@ -138,41 +153,112 @@ async def test_good_certificate_is_accepted(tmp_path: Path) -> None:
             await finish(rig, [tls])
 
 
-async def test_secrets_never_leak(tmp_path: Path, captured_logs: io.StringIO) -> None:
+async def cgminer_replies(port: int) -> list[str]:
+    """Every read command, text and JSON, one connection each (as the API wants)."""
+    requests = [
+        b"version+config+summary+pools+devs+stats",
+        b'{"command":"pools"}',
+        b'{"command":"config"}',
+        b"addpool|stratum+tcp://127.0.0.1:1,u,p",  # from an allowed address: really added
+        b"pools",
+    ]
+    replies = []
+    for request in requests:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await writer.drain()
+        replies.append((await reader.read()).decode(errors="replace"))
+        writer.close()
+    return replies
+
+
+async def rest_replies(port: int) -> list[str]:
+    """The read endpoints, and a write with a wrong token (its refusal must not echo ours)."""
+    requests = [
+        b"GET /api/system/info HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/system/asic HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/system/statistics HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/system/pause HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n"
+        b"Content-Length: 0\r\n\r\n",
+    ]
+    replies = []
+    for request in requests:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request.replace(b"HTTP/1.1\r\n", b"HTTP/1.1\r\nConnection: close\r\n"))
+        await writer.drain()
+        replies.append((await reader.read()).decode(errors="replace"))
+        writer.close()
+    return replies
+
+
+async def test_secrets_never_leak(
+    tmp_path: Path, captured_logs: io.StringIO, idle_broker: MosquittoBroker
+) -> None:
+    """Logs, status lines, snapshots, both APIs and every MQTT message, scanned."""
     configure_logging("debug", "json", {}, captured_logs)
+    idle_broker.require_password("miner", MQTT_PASSWORD)
+    idle_broker.start()
     extra = (
-        f'[api]\nrest_token = "{REST_TOKEN}"\n'
-        '[telemetry.mqtt]\nusername = "miner"\n'
-        f'password = "{MQTT_PASSWORD}"\n'
+        f'[api]\ncgminer_enabled = true\nrest_enabled = true\nrest_token = "{REST_TOKEN}"\n'
+        f'[telemetry.mqtt]\nenabled = true\nport = {idle_broker.port}\nusername = "miner"\n'
+        f'password = "{MQTT_PASSWORD}"\ninterval = 0.2\nbase_topic = "chaos"\n'
     )
+    companions: list[Service] = []
+
+    def on_free_ports(config: Config) -> list[Service]:
+        free = ListenAddress("127.0.0.1", 0)  # the file wants a real port; tests do not
+        api = dataclasses.replace(config.api, cgminer_listen=free, rest_listen=free)
+        companions.extend(telemetry_services(dataclasses.replace(config, api=api)))
+        return companions
+
     async with (
         LocalPool(difficulty=POOL_DIFFICULTY) as pool,
         LocalPool(difficulty=POOL_DIFFICULTY) as flaky,
+        Watcher(idle_broker.port, "#", username="miner", password=MQTT_PASSWORD) as mqtt,
     ):
         pools = [
             PoolEntry(flaky.url, "flaky", password=POOL_PASSWORD),
             PoolEntry(pool.url, "main", password=POOL_PASSWORD),
         ]
-        async with run_rig(tmp_path, pools, extra_toml=extra) as rig:
+        async with run_rig(tmp_path, pools, extra_toml=extra, services=on_free_ports) as rig:
+            cgminer, rest, mqtt_service = companions
+            assert isinstance(cgminer, CgminerService)
+            assert isinstance(rest, RestService)
+            assert isinstance(mqtt_service, MqttService)
             await rig.wait_mining(flaky, 2)
             await flaky.stop()  # failures, failover and error messages go through the logs
             await rig.wait_mining(pool, 2)
             await rig.wait_for(lambda: len(rig.status_lines) >= 2, "status lines")
+            await rig.wait_for(lambda: cgminer.ready.is_set() and rest.ready.is_set(), "APIs")
+            await rig.wait_for(lambda: mqtt.has("chaos/state"), "MQTT state")
+            assert cgminer.server is not None
+            assert rest.server is not None
+            api = await cgminer_replies(cgminer.server.port)
+            web = await rest_replies(rest.server.port)
             outputs = [
                 captured_logs.getvalue(),
                 "\n".join(rig.status_lines),
                 repr(rig.snapshot()),
                 repr(rig.daemon.config),
                 repr(rig.daemon.manager.statuses()),
+                *api,
+                *web,
             ]
             await finish(rig, [pool, flaky])
         outputs.append(captured_logs.getvalue())
+        outputs += [f"{topic} {payload!r}" for topic, payload, _ in mqtt.messages]
     authorizes = [r for r in pool.requests if r.get("method") == "mining.authorize"]
     assert authorizes
     assert all(r["params"][1] == POOL_PASSWORD for r in authorizes)
     events = log_events(captured_logs)
     assert any(e["level"] == "debug" for e in events)
     assert any(e["event"] == "pool connection ended" and e["pool"] == "flaky" for e in events)
+    # The scan read real output: pools listed, info served, state and discovery published.
+    assert f"127.0.0.1:{pool.port}" in api[0]
+    assert "Added pool" in api[3]
+    assert '"hashRate"' in web[0]
+    assert web[-1].startswith(("HTTP/1.1 401", "HTTP/1.1 403")), web[-1]
+    assert any(topic.startswith("homeassistant/") for topic, _, _ in mqtt.messages)
     for text in outputs:
         for secret in SECRETS:
             assert secret not in text
