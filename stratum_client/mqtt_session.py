@@ -28,6 +28,9 @@ LEAVE_TIMEOUT: Final = 3.0
 """Longest wait for a clean disconnect; a broker that never acknowledges it must not
 hold up shutdown (SIGTERM, service restarts)."""
 
+_ABANDON_TIMEOUT: Final = 0.2
+"""Cleanup after a connect that failed: the broker never accepted, so do not wait on it."""
+
 _T = TypeVar("_T")
 
 
@@ -74,7 +77,7 @@ async def session(
     try:
         await bounded(client.__aenter__(), within, "connect")
     except BaseException:
-        await leave(client)
+        await leave(client, _ABANDON_TIMEOUT)  # nothing to say goodbye to; just close
         raise
     try:
         yield client
