@@ -23,10 +23,13 @@ DEFAULT_MAX_LINE = 64 * 1024
 """Bytes per line; a notify with a large coinbase and 16 branches is far below this."""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+"""Built once: ``json.dumps`` with non-default options builds an encoder per call."""
+
+
 def encode(message: Request | Response) -> bytes:
     """Compact JSON plus ``\\n``; ASCII-only so no pool chokes on our encoding."""
-    text = json.dumps(message.to_json(), separators=(",", ":"), allow_nan=False)
-    return text.encode("ascii") + b"\n"
+    return _ENCODER.encode(message.to_json()).encode("ascii") + b"\n"
 
 
 def _decode_line(line: bytes) -> Message | None:
@@ -88,6 +91,12 @@ class LineCodec:
             raise
 
     def _feed(self, data: bytes) -> list[Message]:
+        if not self._buffer and data.endswith(b"\n") and data.find(b"\n") == len(data) - 1:
+            # One whole line, as pools usually send it: no copy through the buffer.
+            if len(data) - 1 > self._max_line:
+                self._append(data, 0, len(data) - 1)  # raises LineTooLongError
+            message = _decode_line(data[:-1])
+            return [] if message is None else [message]
         messages: list[Message] = []
         start = 0
         while (end := data.find(b"\n", start)) >= 0:

@@ -103,7 +103,7 @@ class JobBook:
                 f"not submitting for job {job_id!r}: not among the {len(self._jobs)} current "
                 "jobs (stale after clean_jobs, evicted, or never received on this connection)"
             )
-        if not isinstance(job, str) and not same_work(job, known):
+        if not isinstance(job, str) and job is not known and not same_work(job, known):
             raise WorkError(f"not submitting for job {job_id!r}: differs from the current one")
         return known
 

@@ -13,7 +13,6 @@ extra params before it are accepted.
 from __future__ import annotations
 
 import math
-import re
 
 from stratum_client.errors import InputError, WorkError
 from stratum_client.work.extranonce import MAX_EXTRANONCE2_SIZE
@@ -36,7 +35,6 @@ MAX_COINBASE_BYTES = 100_000
 MAX_JOB_ID_LENGTH = 128
 MAX_EXTRANONCE1_SIZE = 32
 _MIN_PARAMS = 9
-_HEX = re.compile(r"[0-9a-fA-F]*")
 
 
 def parse_hex(
@@ -55,9 +53,14 @@ def parse_hex(
         raise InputError(field, f"longer than {max_size} bytes")
     if len(value) % 2:
         raise InputError(field, f"odd number of hex digits ({len(value)})")
-    if not _HEX.fullmatch(value):
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        data = b""
+    # fromhex skips whitespace between bytes, so a short result means it saw some.
+    if 2 * len(data) != len(value):
         raise InputError(field, "not a hex string")
-    return bytes.fromhex(value)
+    return data
 
 
 def parse_hex_u32(field: str, value: object) -> int:
@@ -140,10 +143,16 @@ def _merkle_branch(value: object) -> tuple[bytes, ...]:
         raise InputError(
             "notify.merkle_branch", f"{len(value)} entries exceed the cap {MAX_MERKLE_BRANCHES}"
         )
-    return tuple(
-        parse_hex(f"notify.merkle_branch[{index}]", entry, size=32)
-        for index, entry in enumerate(value)
-    )
+    branch = []
+    for index, entry in enumerate(value):
+        try:
+            node = bytes.fromhex(entry)  # the common case, without building a field name
+        except (TypeError, ValueError):
+            node = b""
+        if len(node) != 32 or len(entry) != 64:
+            node = parse_hex(f"notify.merkle_branch[{index}]", entry, size=32)
+        branch.append(node)
+    return tuple(branch)
 
 
 def _nbits(value: object) -> int:
