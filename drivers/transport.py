@@ -103,7 +103,8 @@ class _LinkProtocol(asyncio.Protocol):
         self._max_buffer = max_buffer
         self._log = log
         self._buffer = bytearray()
-        self._readable = asyncio.Event()
+        self._reader: asyncio.Future[None] | None = None
+        """The one reader's wait, resolved straight from :meth:`data_received`."""
         self._writable = asyncio.Event()
         self._writable.set()
         self._closed = asyncio.Event()
@@ -124,7 +125,7 @@ class _LinkProtocol(asyncio.Protocol):
             if not self._warned_overflow:
                 self._warned_overflow = True
                 self._log.warning("serial input overflow, dropping oldest bytes", bytes=excess)
-        self._readable.set()
+        self._wake_reader()
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost reports the end
@@ -132,7 +133,7 @@ class _LinkProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone = True
         self.cause = exc
-        self._readable.set()
+        self._wake_reader()
         self._writable.set()
         self._closed.set()
 
@@ -145,17 +146,33 @@ class _LinkProtocol(asyncio.Protocol):
     def take(self, max_bytes: int) -> bytes:
         data = bytes(self._buffer[:max_bytes])
         del self._buffer[:max_bytes]
-        if not self._buffer and not self.gone:
-            self._readable.clear()
         return data
 
     def clear(self) -> None:
         self.take(len(self._buffer))
 
+    def _wake_reader(self) -> None:
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
     async def wait_readable(self, limit: float | None) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(limit):
-                await self._readable.wait()
+        """Return once bytes are buffered, the link is gone, or ``limit`` s have passed.
+
+        A bare future and one timer handle, for the link's one reader: this runs for every
+        read of a busy chain, where an Event under ``asyncio.timeout`` costs more per wake.
+        """
+        if self._buffer or self.gone:
+            return
+        loop = asyncio.get_running_loop()
+        reader = self._reader = loop.create_future()
+        timer = None if limit is None else loop.call_later(limit, _resolve, reader)
+        try:
+            await reader
+        finally:
+            self._reader = None
+            if timer is not None:
+                timer.cancel()
 
     async def wait_writable(self) -> None:
         await self._writable.wait()
@@ -165,6 +182,11 @@ class _LinkProtocol(asyncio.Protocol):
             async with asyncio.timeout(grace):
                 await self._closed.wait()
         return self._closed.is_set()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _PolledTransport(asyncio.Transport):
