@@ -16,7 +16,7 @@ Lifecycle (an async context manager, reusable but not re-entrant)::
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import ClassVar, Self
@@ -141,6 +141,17 @@ class AsicDriver(abc.ABC):
     @abc.abstractmethod
     async def next_nonce(self) -> FoundNonce:
         """Wait for the next verified, de-duplicated nonce."""
+
+    def deliver_nonces(self, sink: Callable[[FoundNonce], None] | None) -> bool:
+        """Optionally hand each later nonce straight to ``sink`` instead of queueing it.
+
+        Saves the caller a loop step per nonce. A driver that supports it calls ``sink``
+        from its receive task and returns True; :meth:`next_nonce` then only yields what
+        was queued before, and still raises once the driver stops, so callers keep waiting
+        on it to notice a failure. An exception from ``sink`` stops the driver. The default
+        returns False: keep reading :meth:`next_nonce`. ``None`` goes back to queueing.
+        """
+        return False
 
     @property
     @abc.abstractmethod

@@ -9,7 +9,7 @@ receive task and recovery from a vanished link.
 emulator may report garbage on purpose, so each nonce is mapped to the work its job id
 names, the header is rebuilt with the reported version, hashed and compared against the
 ticket the chips were given (see :class:`NonceChecker`). Only nonces that pass reach
-:meth:`Bm13xxDriver.next_nonce`.
+:meth:`Bm13xxDriver.next_nonce`, or the sink given to :meth:`Bm13xxDriver.deliver_nonces`.
 
 **Version rolling starts disabled.** Full-header chips are programmed with a zero version
 mask until the daemon calls :meth:`Bm13xxDriver.set_version_mask` with what the pool
@@ -23,6 +23,8 @@ import asyncio
 import enum
 import math
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import ClassVar, Final
 
 import structlog
@@ -132,6 +134,7 @@ class Bm13xxDriver(AsicDriver):
         self._task: asyncio.Task[None] | None = None
         self._state = DriverState.STOPPED
         self._freq_lock = asyncio.Lock()
+        self._sink: Callable[[FoundNonce], None] | None = None
         self._version_mask = 0
         self._chain: ChainInfo | None = None
         self._reset_run_state()
@@ -160,7 +163,8 @@ class Bm13xxDriver(AsicDriver):
         self._parser: ReplyParser[Reply] = self.codec.parser()
         self._crc_base = 0
         self._stale = self._unknown = self._dropped = self._reconnects = 0
-        self._queue: asyncio.Queue[FoundNonce] = asyncio.Queue(self.nonce_queue_size)
+        self._nonces: deque[FoundNonce] = deque()
+        self._nonce_waiter: asyncio.Future[None] | None = None
         self._waiters: dict[tuple[int, int], asyncio.Future[int]] = {}
         self._next_job_id = self.chip_model.job_ids()[0]
         self._pending: Work | None = None
@@ -258,6 +262,7 @@ class Bm13xxDriver(AsicDriver):
             raise
         self._state = DriverState.RUNNING
         self._task = asyncio.create_task(self._run(), name=f"bm13xx-rx {self.spec.port}")
+        self._task.add_done_callback(self._wake_nonce_waiter)
         self._log.info("chain running", chips=chain.chip_count, mhz=self._mhz)
         await self._send_pending()
         return chain
@@ -470,11 +475,21 @@ class Bm13xxDriver(AsicDriver):
         )
 
     def _enqueue(self, found: FoundNonce) -> None:
-        queue = self._queue
-        if queue.full():
-            queue.get_nowait()
+        if self._sink is not None:
+            self._sink(found)
+            return
+        nonces = self._nonces
+        if len(nonces) >= self.nonce_queue_size:
+            nonces.popleft()
             self._dropped += 1
-        queue.put_nowait(found)
+        nonces.append(found)
+        self._wake_nonce_waiter()
+
+    def _wake_nonce_waiter(self, _task: object = None) -> None:
+        """Resume :meth:`next_nonce` (a nonce arrived, or the receive task ended)."""
+        waiter = self._nonce_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _on_register(self, reply: RegisterReply) -> None:
         waiter = self._waiters.pop((reply.chip_address, reply.register), None)
@@ -525,23 +540,32 @@ class Bm13xxDriver(AsicDriver):
         self._checker.flush()
         self._pending = None
 
+    def deliver_nonces(self, sink: Callable[[FoundNonce], None] | None) -> bool:
+        self._sink = sink
+        return True
+
     async def next_nonce(self) -> FoundNonce:
-        """The next verified nonce; DriverError once the driver has stopped."""
-        if not self._queue.empty():
-            return self._queue.get_nowait()
+        """The next verified nonce; DriverError once the driver has stopped.
+
+        The receive task resolves one bare future per wait, so a nonce reaches the caller
+        in a single loop step (a queue getter task plus ``asyncio.wait`` took three).
+        """
+        if self._nonces:
+            return self._nonces.popleft()
         task = self._task
         if task is None or task.done():
             raise DriverError(f"{self.spec.port}: driver is not running")
-        getter = asyncio.ensure_future(self._queue.get())
-        try:
-            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not getter.done():
-                getter.cancel()
-        if getter.done() and not getter.cancelled():
-            return getter.result()
-        cause = None if task.cancelled() else task.exception()
-        raise DriverError(f"{self.spec.port}: driver stopped") from cause
+        while not self._nonces:
+            if task.done():
+                cause = None if task.cancelled() else task.exception()
+                raise DriverError(f"{self.spec.port}: driver stopped") from cause
+            waiter = asyncio.get_running_loop().create_future()
+            self._nonce_waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._nonce_waiter = None
+        return self._nonces.popleft()
 
     # -- configuration --------------------------------------------------------------------
 

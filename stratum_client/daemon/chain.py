@@ -5,6 +5,9 @@ it at once: the daemon only raises flags (:meth:`ChainRunner.flush`,
 :meth:`ChainRunner.set_version_mask`, :meth:`ChainRunner.wake`) and the runner's work
 loop acts on them. Work is sent every :attr:`AsicDriver.job_interval` seconds, or at once
 when woken, which is what puts a clean job on the wire without waiting out the interval.
+Nonces go the other way without a loop step where the driver allows it
+(:meth:`AsicDriver.deliver_nonces`): its receive task hands each one to the feed, so a
+share is on its way to the pool before that task reads again.
 
 A chain that cannot start (no such device, wrong chip count, driver not installed) is
 retried with a doubling pause and never takes the daemon down with it: one bad USB stick
@@ -25,6 +28,7 @@ import structlog
 from drivers.base import AsicDriver, FoundNonce
 from drivers.registry import load_driver
 from stratum_client.config import DeviceConfig
+from stratum_client.errors import DriverError
 from stratum_client.work.job import Work
 
 __all__ = ["ChainRunner", "ChainState", "ChainStatus", "WorkFeed"]
@@ -111,6 +115,8 @@ class ChainRunner:
         self._last_error = ""
         self._work_sent = 0
         self._nonces = 0
+        self._feed_error: Exception | None = None
+        """What the feed raised on a directly delivered nonce (it stopped the driver)."""
         self.first_attempt = asyncio.Event()
         """Set once the first start attempt has succeeded or failed (for READY=1)."""
 
@@ -248,9 +254,14 @@ class ChainRunner:
             frequency_mhz=driver.frequency_mhz,
         )
         self.first_attempt.set()
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._work_loop(driver), name=f"chain-{self.name}-work")
-            tasks.create_task(self._nonce_loop(driver), name=f"chain-{self.name}-nonces")
+        self._feed_error = None
+        driver.deliver_nonces(self._deliver)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._work_loop(driver), name=f"chain-{self.name}-work")
+                tasks.create_task(self._nonce_loop(driver), name=f"chain-{self.name}-nonces")
+        finally:
+            driver.deliver_nonces(None)
 
     async def _work_loop(self, driver: AsicDriver) -> None:
         loop = asyncio.get_running_loop()
@@ -283,10 +294,26 @@ class ChainRunner:
         self._work_sent += 1
         return True
 
+    def _deliver(self, found: FoundNonce) -> None:
+        """A nonce handed over from the driver's receive task, without a loop step."""
+        self._nonces += 1
+        try:
+            self._feed.on_nonce(self.name, found, self._clock())
+        except Exception as exc:  # it stops the driver; the nonce loop reports this
+            self._feed_error = exc
+            raise
+
     async def _nonce_loop(self, driver: AsicDriver) -> None:
+        """Nonces the driver queued (drivers that cannot deliver directly, or that found
+        some before :meth:`_deliver` was attached); ends by raising when the driver stops."""
         feed, clock, name = self._feed, self._clock, self.name
         while True:
-            found = await driver.next_nonce()
+            try:
+                found = await driver.next_nonce()
+            except DriverError:
+                if self._feed_error is not None:
+                    raise self._feed_error from None
+                raise
             self._nonces += 1
             feed.on_nonce(name, found, clock())
 
