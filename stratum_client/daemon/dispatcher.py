@@ -502,7 +502,9 @@ class Dispatcher:
                 self._retired.move_to_end(id(job))
         while len(self._retired) > _RETIRED_KEPT:
             self._retired.popitem(last=False)
-        if entries and reason is not None:
+        # Not for every new block: even a filtered-out structlog call costs tens of µs
+        # on the notify → job path of an idle daemon, and clean jobs are routine.
+        if entries and reason is not None and reason != LOST_CLEAN_JOBS:
             _log.debug("jobs retired", pool=pool.name, count=len(entries), reason=reason)
 
     def _live_entry(self, job: Job) -> _JobEntry | None:
