@@ -4,17 +4,20 @@ The daemon runs as its own process (``python -m stratum_client run``), exactly a
 runs it, so nothing measured here shares its event loop. This process plays both of its
 neighbours and timestamps them with the system-wide monotonic clock:
 
-* **notify → first job byte**: the pool side writes a ``mining.notify`` for a new block
-  (clean jobs); the chip side stamps the moment the first job frame for that block is
-  read from the pseudo-terminal.
-* **nonce → submit**: the chip side stamps each nonce reply as it writes it to the pty;
-  the pool side stamps the ``mining.submit`` line carrying that nonce when it reads it.
+* **notify → first job byte**: from just before the pool side encodes the
+  ``mining.notify`` for a new block (clean jobs) and writes it to its socket, to the
+  moment the chip side's pty reader is called with the bytes that complete the first job
+  frame for that block (stamped on entry, before the read and the frame decoding).
+* **nonce → submit**: from just before the chip side writes a nonce reply to the pty, to
+  the moment the chunk holding the end of the ``mining.submit`` line carrying that nonce
+  was handed to the pool side's stream reader (stamped in its ``feed_data``).
 
-Both neighbours live on this process's event loop, so each stamp can be late by one of
-its own steps; the emulated chips hash in steps of 64 hashes (about 0.1 ms) to keep that
-small. Then CPU time (user + system, per wall second) and peak RSS (VmHWM) of the daemon
-process are read from ``/proc`` while it drives 1, 16 and 256 emulated chains whose
-hashrate is capped so the emulators fit beside it.
+Both spans therefore include the kernel's socket and pty delivery and the wake-up of the
+daemon, not just its own processing. Both neighbours live on this process's event loop, so
+a stamp can still be late by one of its own steps; the emulated chips hash in steps of 64
+hashes (about 0.1 ms) to keep that small. Then CPU time (user + system, per wall second)
+and peak RSS (VmHWM) of the daemon process are read from ``/proc`` while it drives 1, 16
+and 256 emulated chains whose hashrate is capped so the emulators fit beside it.
 
 Targets (issue 4): p99 ≤ 1 ms for each latency on one chain; 256 chains under one core;
 RSS ≤ 80 MB. Prints one JSON object on its last line.
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -62,41 +66,86 @@ class StampedChain(EmulatedChain):
         super().__init__(*args, **kwargs)
         self.prevhash: bytes | None = None
         self.new_block_jobs: list[int] = []
+        self.read_at = 0
+        """When the server's pty reader was called with the bytes being handled now."""
 
     def _on_job(self, frame: bytes) -> None:
         super()._on_job(frame)
         job = self.codec.decode_job(frame)
         if isinstance(job, FullHeaderJob) and job.prevhash != self.prevhash:
             self.prevhash = job.prevhash
-            self.new_block_jobs.append(time.monotonic_ns())
+            self.new_block_jobs.append(self.read_at)
 
 
 class StampedServer(EmulatorServer):
-    """An emulator server that stamps every nonce reply as it goes onto the pty."""
+    """An emulator server that stamps pty reads and every nonce reply it writes."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    chain: StampedChain
+
+    def __init__(self, chain: StampedChain, *args: Any, **kwargs: Any) -> None:
+        super().__init__(chain, *args, **kwargs)
         self.sent_at: dict[int, int] = {}
         self._seen = 0
 
+    def _on_readable(self) -> None:
+        self.chain.read_at = time.monotonic_ns()
+        super()._on_readable()
+
     def _send(self, data: bytes) -> None:
-        super()._send(data)
-        now = time.monotonic_ns()
+        now = time.monotonic_ns()  # before the write: its syscall is part of the span
         reported = self.chain.reported  # unbounded: the chain is built with record_limit=None
         for record in itertools.islice(reported, self._seen, None):
             self.sent_at.setdefault(record.nonce, now)
         self._seen = len(reported)
+        super()._send(data)
 
 
 class StampedPool(LocalPool):
-    """The validating local pool, stamping each submit line as it is read."""
+    """The validating local pool, stamping notifies as they are written and each submit
+    line when its last byte reached the pool's stream reader."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.submit_at: dict[int, int] = {}
+        self.notify_at: list[int] = []
+        self._line_arrived = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Stamp every chunk as the transport delivers it, not when the line is handled.
+
+        Handling a line waits for a loop step of this process; the arrival stamp of the
+        chunk holding the line's newline does not.
+        """
+        chunks: deque[tuple[int, int]] = deque()  # (bytes received up to its end, when)
+        received = consumed = 0
+        feed, readline = reader.feed_data, reader.readline
+
+        def feed_data(data: bytes) -> None:
+            nonlocal received
+            received += len(data)
+            chunks.append((received, time.monotonic_ns()))
+            feed(data)
+
+        async def stamped_readline() -> bytes:
+            nonlocal consumed
+            line = await readline()
+            consumed += len(line)
+            while chunks and chunks[0][0] < consumed:
+                chunks.popleft()
+            self._line_arrived = chunks[0][1] if chunks else time.monotonic_ns()
+            return line
+
+        reader.feed_data = feed_data  # type: ignore[method-assign,assignment]
+        reader.readline = stamped_readline  # type: ignore[method-assign]
+        await super()._serve(reader, writer)
+
+    def _write(self, client: Any, message: dict[str, Any]) -> None:
+        if message.get("method") == "mining.notify":
+            self.notify_at.append(time.monotonic_ns())
+        super()._write(client, message)
 
     async def _handle_line(self, client: Any, line: bytes) -> None:
-        now = time.monotonic_ns()
+        now = self._line_arrived
         with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
             request = json.loads(line)
             if request.get("method") == "mining.submit":
@@ -200,11 +249,10 @@ async def latency(seconds: float, blocks: int) -> dict[str, Any]:
             notify_to_job: list[int] = []
             for _ in range(blocks):
                 await asyncio.sleep(seconds / blocks)
-                seen = len(chain.new_block_jobs)
-                sent = time.monotonic_ns()
+                seen, notified = len(chain.new_block_jobs), len(pool.notify_at)
                 await pool.broadcast_new_block()
                 await _until(lambda s=seen: len(chain.new_block_jobs) > s, "a new-block job")
-                notify_to_job.append(chain.new_block_jobs[seen] - sent)
+                notify_to_job.append(chain.new_block_jobs[seen] - pool.notify_at[notified])
             await asyncio.sleep(0.5)
             nonce_to_submit = [
                 pool.submit_at[n] - t for n, t in server.sent_at.items() if n in pool.submit_at
@@ -268,14 +316,17 @@ async def footprint(chains: int, seconds: float, hashrate: float) -> dict[str, A
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     configure_logging("warning", "console", {})
     result: dict[str, Any] = {"bench": "daemon"}
-    result["latency"] = await latency(args.latency_seconds, args.blocks)
-    result["footprint"] = [await footprint(n, args.seconds, args.hashrate) for n in args.chains]
+    if args.only in (None, "latency"):
+        result["latency"] = await latency(args.latency_seconds, args.blocks)
+    if args.only in (None, "footprint"):
+        result["footprint"] = [await footprint(n, args.seconds, args.hashrate) for n in args.chains]
     return result
 
 
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run (smoke test)")
+    parser.add_argument("--only", choices=("latency", "footprint"), help="run just one part")
     parser.add_argument("--chains", default="1,16,256", help="chain counts for the footprint")
     parser.add_argument("--seconds", type=float, default=20.0, help="footprint window")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
