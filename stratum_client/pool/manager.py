@@ -90,6 +90,8 @@ class _Pool:
     config: PoolConfig
     settings: SessionSettings
     resume_id: str | None = None
+    last_jobs: tuple[Job, ...] = ()
+    """The last session's jobs, for the next one to adopt if the pool resumes it."""
     redirect: tuple[str, int] | None = None
     """Endpoint a honoured ``client.reconnect`` pointed at, until it fails."""
     accepted: int = 0
@@ -285,7 +287,8 @@ class PoolManager:
         if self._closing or not self._still_wanted(index, pool):
             await conn.close(_CLOSE_TIMEOUT)  # the plan changed while we were connecting
             return
-        link = _Link(index, pool, conn, PoolSession(pool.settings, resume_id=pool.resume_id))
+        session = PoolSession(pool.settings, resume_id=pool.resume_id, resume_jobs=pool.last_jobs)
+        link = _Link(index, pool, conn, session)
         self._link = link
         try:
             await self._drive(link)
@@ -379,6 +382,8 @@ class PoolManager:
         if ending is Ending.LOST and not link.up:
             ending = Ending.FAILED
         self._emit_down(link)
+        if link.session.jobs:
+            link.pool.last_jobs = tuple(link.session.jobs.values())
         unanswered = list(link.in_flight.values())
         link.in_flight.clear()
         for share in unanswered:

@@ -49,19 +49,22 @@ class JobBook:
         """Read-only view, oldest first."""
         return MappingProxyType(self._jobs)
 
-    def add(self, job: Job) -> bool:
+    def add(self, job: Job, *, clean: bool | None = None) -> bool:
         """Record a job; False when it is a non-clean repeat of the same work we hold.
 
         A clean job is always taken: pools with small wrapping job counters may reuse an
         id across blocks, and the clean flag says everything older is gone anyway. A
         non-clean notify that reuses an id for *different* work (a new extranonce1 after
         ``mining.set_extranonce``, a pool restarting its counter) replaces the old job:
-        the pool now checks submits against the new one.
+        the pool now checks submits against the new one. ``clean`` overrides the job's
+        own flag (a resumed session's re-announcement, see :class:`PoolSession`).
         """
+        if clean is None:
+            clean = job.clean_jobs
         held = self._jobs.get(job.job_id)
-        if not job.clean_jobs and held is not None and same_work(held, job):
+        if not clean and held is not None and same_work(held, job):
             return False
-        if job.clean_jobs:
+        if clean:
             self._jobs.clear()
         self._jobs.pop(job.job_id, None)
         self._jobs[job.job_id] = job

@@ -5,7 +5,16 @@ connected, passes received bytes to :meth:`PoolSession.receive_data`, submits sh
 with :meth:`PoolSession.submit` and calls :meth:`PoolSession.poll` about once a second.
 Each call returns an ordered list of outputs (events plus :class:`SendBytes`). Use a
 fresh session per connection and hand the previous ``subscription_id`` in as
-``resume_id``.
+``resume_id``, and the previous session's jobs as ``resume_jobs``.
+
+**A resumed session keeps the jobs of the block it left.** After a reconnect the pool
+re-announces its current job with ``clean_jobs`` set, because the new connection has no
+jobs yet, not because a block was found. When the pool accepted the resume (same
+subscription id and extranonce1), the first notify adopts the previous session's jobs
+on the same previous-block hash and is reported as not clean, so shares found on them
+while the pool was away can still be submitted. Pools that keep jobs per block (the
+usual design) credit them; one that forgot them answers "job not found", a counted reject.
+A first notify on another block voids them as usual.
 
 Only :class:`ProtocolError` escapes for pool misbehaviour, and it means "drop the
 connection". Anything recoverable becomes a :class:`ProtocolViolation` event, and the
@@ -14,7 +23,7 @@ offending message is ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields, replace
 from enum import Enum
 
@@ -70,9 +79,18 @@ class SessionState(Enum):
 class PoolSession:
     """Sans-IO Stratum v1 session: bytes and times in, events and bytes out."""
 
-    def __init__(self, settings: SessionSettings, *, resume_id: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: SessionSettings,
+        *,
+        resume_id: str | None = None,
+        resume_jobs: Iterable[Job] = (),
+    ) -> None:
         self._settings = settings
         self._resume_id = resume_id
+        self._resume_jobs = tuple(resume_jobs)
+        self._carried: tuple[Job, ...] = ()
+        """The previous session's jobs, until the first notify of a resumed session."""
         self._codec = LineCodec(settings.max_line)
         self._requests = RequestTracker(settings.max_outstanding)
         self._jobs = JobBook(settings.max_jobs)
@@ -311,9 +329,26 @@ class PoolSession:
             )
         except StratumClientError as exc:
             raise InputError("params", str(exc)) from exc
-        if not self._jobs.add(job):
+        clean = self._adopt_carried(job) if self._carried else job.clean_jobs
+        if not self._jobs.add(job, clean=clean):
             return [ev.DuplicateJobIgnored(job.job_id)]
-        return [ev.NewJob(job, job.clean_jobs)]
+        return [ev.NewJob(job, clean)]
+
+    def _adopt_carried(self, job: Job) -> bool:
+        """Take the previous session's jobs on ``job``'s block; whether ``job`` is clean."""
+        carried, self._carried = self._carried, ()
+        kept = [
+            replace(held, version_mask=self._rolling.mask)
+            for held in carried
+            if held.prevhash == job.prevhash
+            and held.job_id != job.job_id
+            and (held.extranonce1, held.extranonce2_size) == (job.extranonce1, job.extranonce2_size)
+        ]
+        if not kept:
+            return job.clean_jobs
+        for held in kept:
+            self._jobs.add(held, clean=False)
+        return False
 
     def _on_set_difficulty(self, message: Notification, now: float) -> list[Output]:
         wire.arity(message.params, 1, "[difficulty]")
@@ -389,6 +424,8 @@ class PoolSession:
             raise ProtocolError(f"mining.subscribe result unusable: {exc}") from exc
         self._subscription_id, self._extranonce1, self._extranonce2_size = sub_id, en1, en2_size
         resumed = not self._resume_retried and sub_id is not None and sub_id == self._resume_id
+        self._carried = self._resume_jobs if resumed else ()
+        self._resume_jobs = ()
         out: list[Output] = [ev.Subscribed(en1, en2_size, sub_id, resumed)]
         deferred, self._deferred = self._deferred, []
         for message, received_at in deferred:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from stratum_client.protocol import Output, PoolSession, SendBytes, SessionSettings
+from stratum_client.work.job import Job
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parent.parent / "data" / "stratum_vectors.json").read_text()
@@ -82,15 +84,21 @@ def ready_session(
     mask: str | None = "1fffe000",
     difficulty: float | None = 512,
     now: float = 0.0,
+    *,
+    sub_id: str = "sub-1",
+    resume_id: str | None = None,
+    resume_jobs: Iterable[Job] = (),
     **overrides: Any,
 ) -> tuple[PoolSession, list[Output]]:
-    """A session through configure (granted ``mask``, or refused if None), subscribe,
-    authorize and one set_difficulty; request ids 1..3 are used up."""
-    session = PoolSession(settings(**overrides))
+    """A session through configure (granted ``mask``, or refused if None), subscribe
+    (answered with ``sub_id``), authorize and one set_difficulty; request ids 1..3 are
+    used up."""
+    session = PoolSession(settings(**overrides), resume_id=resume_id, resume_jobs=resume_jobs)
     out = session.start(now)
     configure = {"version-rolling": True, "version-rolling.mask": mask} if mask else None
     error = None if mask else [20, "Unsupported method", None]
-    data = reply(1, configure, error) + reply(2, subscribe_result(en1, en2_size)) + reply(3)
+    subscribed = reply(2, subscribe_result(en1, en2_size, sub_id))
+    data = reply(1, configure, error) + subscribed + reply(3)
     if difficulty is not None:
         data += notification("mining.set_difficulty", difficulty)
     out += session.receive_data(data, now)
