@@ -235,6 +235,15 @@ class Rig:
                 await self._sampler
         return rc
 
+    async def finish(self, pools: Sequence[LocalPool], *, lossy_line: bool = False) -> None:
+        """The checks every scenario ends with, then a clean stop (exit status 0)."""
+        self.assert_alive()
+        await self.quiesce()
+        for ledger in self.ledgers():
+            assert ledger.problems(lossy_line=lossy_line) == [], ledger
+        assert self.share_problems(pools) == []
+        assert await self.stop() == 0
+
     # -- the four questions ---------------------------------------------------------------
 
     def assert_alive(self) -> None:

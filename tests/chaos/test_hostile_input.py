@@ -61,22 +61,13 @@ async def survive(rig: Rig, pool: LocalPool, proxy: HostileProxy, lines: Sequenc
     return await rig.wait_mining(pool, 2)
 
 
-async def finish(rig: Rig, pools: list[LocalPool]) -> None:
-    rig.assert_alive()
-    await rig.quiesce()
-    for ledger in rig.ledgers():
-        assert ledger.problems(lossy_line=False) == [], ledger
-    assert rig.share_problems(pools) == []
-    assert await rig.stop() == 0
-
-
 async def test_over_long_line_drops_the_connection(
     tmp_path: Path, captured_logs: io.StringIO
 ) -> None:
     async with proxied(tmp_path) as (pool, proxy, rig):
         assert await survive(rig, pool, proxy, [b"[" + b"7," * 512 * 1024 + b"7]\n"]) < RESUME_BOUND
         assert proxy.connections >= 2
-        await finish(rig, [pool])
+        await rig.finish([pool])
     broke = [e for e in log_events(captured_logs) if e["event"].startswith("pool broke")]
     assert broke
     assert "line" in broke[0]["error"]
@@ -89,14 +80,14 @@ async def test_invalid_utf8_and_json(tmp_path: Path) -> None:
             assert await proxy.inject([raw]) == 1
             assert await rig.wait_mining(pool) < RESUME_BOUND
             await rig.wait_for(lambda: proxy.miners == 1, "a miner connection")
-        await finish(rig, [pool])
+        await rig.finish([pool])
 
 
 async def test_wrong_types_and_arities(tmp_path: Path) -> None:
     async with proxied(tmp_path) as (pool, proxy, rig):
         for lines in (wrong_shape_lines(), wrong_shape_lines(job_id="1")):
             assert await survive(rig, pool, proxy, lines) < RESUME_BOUND
-        await finish(rig, [pool])
+        await rig.finish([pool])
 
 
 async def test_huge_merkle_branches(tmp_path: Path) -> None:
@@ -105,7 +96,7 @@ async def test_huge_merkle_branches(tmp_path: Path) -> None:
         for n, branches in enumerate((100, 900, 5000)):
             notify = huge_branch_notify(f"huge{n}", branches)
             assert await survive(rig, pool, proxy, [notify]) < RESUME_BOUND
-        await finish(rig, [pool])
+        await rig.finish([pool])
 
 
 async def test_absurd_difficulties_are_not_obeyed(tmp_path: Path) -> None:
@@ -115,7 +106,7 @@ async def test_absurd_difficulties_are_not_obeyed(tmp_path: Path) -> None:
         await rig.wait_mining(pool, 3)
         assert rig.snapshot().dispatch.current_difficulty == POOL_DIFFICULTY
         assert await survive(rig, pool, proxy, absurd_difficulty_lines()) < RESUME_BOUND
-        await finish(rig, [pool])
+        await rig.finish([pool])
 
 
 async def test_duplicated_job_ids(tmp_path: Path) -> None:
@@ -125,7 +116,7 @@ async def test_duplicated_job_ids(tmp_path: Path) -> None:
         assert await survive(rig, pool, proxy, [honest, honest, honest]) < RESUME_BOUND
         twins = [huge_branch_notify("twin", 2), huge_branch_notify("twin", 3)]
         assert await survive(rig, pool, proxy, twins) < RESUME_BOUND
-        await finish(rig, [pool])
+        await rig.finish([pool])
 
 
 async def test_notifications_before_subscribe(tmp_path: Path) -> None:
@@ -142,7 +133,7 @@ async def test_notifications_before_subscribe(tmp_path: Path) -> None:
         ]
         async with run_rig(tmp_path, [PoolEntry(proxy.url, "main")]) as rig:
             assert await rig.wait_mining(pool, 3) < RESUME_BOUND
-            await finish(rig, [pool])
+            await rig.finish([pool])
 
 
 @pytest.mark.parametrize("size", [0, 64])
@@ -162,7 +153,7 @@ async def test_extranonce2_sizes(tmp_path: Path, size: int) -> None:
                 assert await rig.wait_mining(backup, 3) < RESUME_BOUND
                 assert odd.submits == []
                 assert "extranonce2" in rig.snapshot().pools[0].last_error
-            await finish(rig, [odd, backup])
+            await rig.finish([odd, backup])
 
 
 async def test_fuzzed_lines(tmp_path: Path) -> None:
@@ -174,4 +165,4 @@ async def test_fuzzed_lines(tmp_path: Path) -> None:
         current = rig.snapshot().dispatch.current_difficulty
         assert current is not None
         assert math.isfinite(current)
-        await finish(rig, [pool])
+        await rig.finish([pool])

@@ -14,7 +14,6 @@ import pytest
 from chaos_rig import (
     ChainPlan,
     PoolEntry,
-    Rig,
     accepted_twice,
     invalid_rejects,
     log_events,
@@ -31,16 +30,6 @@ RESUME_BOUND = 20.0
 in the rig's policy, so this leaves a wide margin for a loaded 2-core machine."""
 
 
-async def finish(rig: Rig, pools: list[LocalPool], *, lossy_line: bool = False) -> None:
-    """The checks every scenario ends with."""
-    rig.assert_alive()
-    await rig.quiesce()
-    for ledger in rig.ledgers():
-        assert ledger.problems(lossy_line=lossy_line) == [], ledger
-    assert rig.share_problems(pools) == []
-    assert await rig.stop() == 0
-
-
 async def test_pool_killed_and_restarted_many_times(tmp_path: Path) -> None:
     async with (
         LocalPool(difficulty=2.0**-14) as pool,
@@ -53,7 +42,7 @@ async def test_pool_killed_and_restarted_many_times(tmp_path: Path) -> None:
             await pool.start()
             assert await rig.wait_mining(pool) < RESUME_BOUND
         connections = pool.connections
-        await finish(rig, [pool])
+        await rig.finish([pool])
     assert connections >= 7
 
 
@@ -71,7 +60,7 @@ async def test_half_open_pool_is_detected_and_left(
         await rig.wait_for(lambda: proxy.connections >= 2, "reconnect after silence")
         proxy.half_open = False
         assert await rig.wait_mining(pool) < RESUME_BOUND
-        await finish(rig, [pool])
+        await rig.finish([pool])
     endings = [
         e["reason"] for e in log_events(captured_logs) if e["event"] == "pool connection ended"
     ]
@@ -87,7 +76,7 @@ async def test_slow_pool_still_gets_shares(tmp_path: Path) -> None:
         proxy.delay = 1.5
         async with run_rig(tmp_path, [PoolEntry(proxy.url, "main")]) as rig:
             assert await rig.wait_mining(pool, 4) < 3 * RESUME_BOUND
-            await finish(rig, [pool])
+            await rig.finish([pool])
         assert proxy.connections == 1
 
 
@@ -103,7 +92,7 @@ async def test_reset_mid_line(tmp_path: Path) -> None:
             expected = round_ + 2
             await rig.wait_for(lambda: proxy.connections >= expected, "reconnect")  # noqa: B023
             assert await rig.wait_mining(pool) < RESUME_BOUND
-        await finish(rig, [pool])
+        await rig.finish([pool])
 
 
 async def test_reconnect_to_another_domain_is_refused(
@@ -120,7 +109,7 @@ async def test_reconnect_to_another_domain_is_refused(
         await rig.wait_mining(pool, 3)
         assert pool.connections == 1
         assert elsewhere.connections == 0
-        await finish(rig, [pool, elsewhere])
+        await rig.finish([pool, elsewhere])
     refused = [e for e in log_events(captured_logs) if "another domain" in e["event"]]
     assert {e["host"] for e in refused} == {"127.0.0.2", "evil.example.com"}
 
@@ -135,7 +124,7 @@ async def test_pool_that_rejects_everything(tmp_path: Path) -> None:
             pool.reject_all = False
             assert await rig.wait_mining(pool, 2) < RESUME_BOUND
             snap = rig.snapshot()
-            await finish(rig, [pool])
+            await rig.finish([pool])
     assert snap.dispatch.rejected == len(pool.rejected)
     assert snap.pools[0].rejected == len(pool.rejected)
 
@@ -155,7 +144,7 @@ async def test_failover_while_the_primary_flaps(tmp_path: Path) -> None:
                 assert await rig.wait_mining(backup) < RESUME_BOUND
                 await primary.start()
                 assert await rig.wait_mining(primary) < RESUME_BOUND
-            await finish(rig, [primary, backup])
+            await rig.finish([primary, backup])
 
 
 async def test_share_whose_reply_was_lost_is_not_credited_twice(tmp_path: Path) -> None:

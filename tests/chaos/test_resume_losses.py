@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chaos_rig import PoolEntry, run_rig
+from hostile_pool import HostileProxy
 
 from drivers.base import FoundNonce
 from stratum_client.daemon.dispatcher import ChainSpec, Dispatcher, SubmitShare
 from stratum_client.pool.types import PoolDown, PoolUp, SessionEvent
 from stratum_client.protocol import events as ev
+from stratum_client.testing.pool import LocalPool
 from stratum_client.work import JobBuilder, apply_version_bits, check_work_nonce, parse_notify
 from stratum_client.work.job import Job
 
@@ -75,3 +78,39 @@ def test_nonce_for_a_job_the_resumed_session_reannounced_is_still_a_share() -> N
     assert snap.total.nonces.stale == 0, dict(snap.lost_by_reason)
     assert [type(a) for a in actions] == [SubmitShare]
     assert snap.total.nonces.share == 1
+
+
+async def test_shares_found_while_the_pool_was_half_open_are_credited_after_the_resume(
+    tmp_path: Path,
+) -> None:
+    """The soak lost shares here: while the pool was silent it moved on to a new job of
+    the same block, and the resumed session's first notify announced that job with
+    ``clean_jobs`` set. The shares found meanwhile on the job being mined were voided,
+    although the pool still credits them. The resumed session now keeps that job."""
+    async with (
+        LocalPool(difficulty=2.0**-14, job_interval=30, session_dedupe=True) as pool,
+        HostileProxy(pool.host, pool.port) as proxy,
+        run_rig(tmp_path, [PoolEntry(proxy.url, "main")]) as rig,
+    ):
+        await rig.wait_mining(pool, 2)
+        mined = pool.accepted[-1].job_id
+        proxy.half_open = True
+        newer = await pool.broadcast_new_job()  # same block; the silent proxy swallows it
+
+        def held() -> int:
+            d = rig.snapshot().dispatch
+            return d.pending + d.in_flight
+
+        await rig.wait_for(lambda: held() >= 2, "shares found while the pool is silent")
+        await rig.wait_for(lambda: proxy.connections >= 2, "reconnect after silence")
+        proxy.half_open = False
+        since = len(pool.submits)
+        await rig.wait_mining(pool)
+        await rig.wait_for(lambda: held() == 0, "held shares answered")
+        later = pool.submits[since:]
+        await rig.finish([pool])
+        dispatch = rig.snapshot().dispatch
+    assert newer.job_id != mined
+    assert dispatch.lost == 0, dict(dispatch.lost_by_reason)
+    assert [s for s in later if not s.accepted] == []
+    assert any(s.job_id == mined for s in later), "the held shares went out on their job"

@@ -42,15 +42,6 @@ class ForgingChain(EmulatedChain):
         return replies + self.codec.encode_nonce_reply(0x12345678 + self.forged, unused[0])
 
 
-async def finish(rig: Rig, pool: LocalPool, *, lossy_line: bool = False) -> None:
-    rig.assert_alive()
-    await rig.quiesce()
-    for ledger in rig.ledgers():
-        assert ledger.problems(lossy_line=lossy_line) == [], ledger
-    assert rig.share_problems([pool]) == []
-    assert await rig.stop() == 0
-
-
 def driver(rig: Rig, name: str = "a") -> Bm13xxDriver:
     (only,) = rig.drivers[name]
     assert isinstance(only, Bm13xxDriver)
@@ -65,7 +56,7 @@ async def test_corrupted_bytes(tmp_path: Path) -> None:
     ):
         await rig.wait_mining(pool, 6)
         await rig.wait_for(lambda: plan.faults.corrupted_bytes >= 5, "5 corrupted bytes")
-        await finish(rig, pool)
+        await rig.finish([pool])
         assert driver(rig).crc_errors > 0
 
 
@@ -77,7 +68,7 @@ async def test_dropped_replies(tmp_path: Path) -> None:
     ):
         await rig.wait_mining(pool, 4)
         await rig.wait_for(lambda: plan.faults.dropped_replies >= 3, "3 dropped replies")
-        await finish(rig, pool)
+        await rig.finish([pool])
 
 
 async def test_dead_chip(tmp_path: Path) -> None:
@@ -88,7 +79,7 @@ async def test_dead_chip(tmp_path: Path) -> None:
     ):
         await rig.wait_mining(pool, 4)
         chips = rig.snapshot().dispatch.devices[0].chips
-        await finish(rig, pool)
+        await rig.finish([pool])
     assert chips[1].nonces.total == 0
     assert chips[0].nonces.total > 0
     assert chips[2].nonces.total > 0
@@ -102,7 +93,7 @@ async def test_duplicate_nonces(tmp_path: Path) -> None:
         run_rig(tmp_path, [PoolEntry(pool.url, "main")], [plan]) as rig,
     ):
         await rig.wait_mining(pool, 4)
-        await finish(rig, pool)
+        await rig.finish([pool])
         (ledger,) = rig.ledgers()
     assert plan.faults.duplicates_sent == 3 * plan.faults.nonces_sent
     assert ledger.duplicates == plan.faults.duplicates_sent
@@ -148,7 +139,7 @@ async def test_stalled_chips_recover(tmp_path: Path) -> None:
         rig.assert_alive()
         plan.faults.dead_chips = frozenset()
         assert await rig.wait_mining(pool, 2) < RESUME_BOUND
-        await finish(rig, pool)
+        await rig.finish([pool])
         assert len(rig.drivers["a"]) == 1  # the stall did not cost a driver restart
 
 
@@ -175,4 +166,4 @@ async def test_device_unplugged_and_plugged_back(tmp_path: Path) -> None:
                 "both chains brought up again",
             )
             assert await rig.wait_mining(pool, 2) < RESUME_BOUND
-        await finish(rig, pool, lossy_line=True)
+        await rig.finish([pool], lossy_line=True)

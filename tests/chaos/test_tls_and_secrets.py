@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import trustme
-from chaos_rig import POOL_DIFFICULTY, PoolEntry, Rig, log_events, run_rig
+from chaos_rig import POOL_DIFFICULTY, PoolEntry, log_events, run_rig
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -95,15 +95,6 @@ def self_signed_context(tmp_path: Path) -> ssl.SSLContext:
     return context
 
 
-async def finish(rig: Rig, pools: list[LocalPool]) -> None:
-    rig.assert_alive()
-    await rig.quiesce()
-    for ledger in rig.ledgers():
-        assert ledger.problems(lossy_line=False) == [], ledger
-    assert rig.share_problems(pools) == []
-    assert await rig.stop() == 0
-
-
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
@@ -133,7 +124,7 @@ async def test_bad_certificates_are_refused(tmp_path: Path, case: str, expected:
             assert await rig.wait_mining(backup, 3) < RESUME_BOUND
             await rig.wait_for(lambda: rig.snapshot().pools[0].failures >= 2, "a retry refused")
             status = rig.snapshot().pools[0]
-            await finish(rig, [bad, backup])
+            await rig.finish([bad, backup])
     assert bad.connections == 0  # no TLS session ever completed
     assert bad.requests == []
     assert "TLS certificate problem: the certificate of localhost" in status.last_error
@@ -150,7 +141,7 @@ async def test_good_certificate_is_accepted(tmp_path: Path) -> None:
         pools = [PoolEntry(tls.url, "tls", extra=f'ca_file = "{ca_file}"')]
         async with run_rig(tmp_path, pools) as rig:
             assert await rig.wait_mining(tls, 3) < RESUME_BOUND
-            await finish(rig, [tls])
+            await rig.finish([tls])
 
 
 async def cgminer_replies(port: int) -> list[str]:
@@ -244,7 +235,7 @@ async def test_secrets_never_leak(
                 *api,
                 *web,
             ]
-            await finish(rig, [pool, flaky])
+            await rig.finish([pool, flaky])
         outputs.append(captured_logs.getvalue())
         outputs += [f"{topic} {payload!r}" for topic, payload, _ in mqtt.messages]
     authorizes = [r for r in pool.requests if r.get("method") == "mining.authorize"]
