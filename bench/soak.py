@@ -17,6 +17,15 @@ with tracemalloc, the bytes held by objects the daemon's own code allocated
 (``stratum_client`` and ``drivers``, minus the test pool and the emulator) and reports
 the source lines whose holdings grew most after the first minute. Tracing slows
 hashing several times over, so time-to-recover figures come from runs without it.
+
+The daemon's bounded duplicate windows (``DEDUPE_WINDOW`` nonces in the dispatcher,
+8 192 per chain in the driver) fill at the rate nonces arrive. ``--nonce-rate K`` makes
+the emulated chips report K times as many nonces for the same hashing (a K times smaller
+difficulty scale; shares per second stay the same), so a run can fill them and then show
+whether memory stays flat: the report then says when the dispatcher's window filled, the
+daemon heap at that moment and after it, and which lines grew since.
+
+    python3 bench/soak.py --minutes 15 --trace-memory --nonce-rate 256
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import tempfile
 import time
 import tracemalloc
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "chaos
 
 from chaos_rig import (
     POOL_DIFFICULTY,
+    SCALE,
     ChainPlan,
     PoolEntry,
     Rig,
@@ -49,6 +60,7 @@ from chaos_rig import (
 )
 from hostile_pool import HostileProxy, fuzz_lines
 
+from stratum_client.daemon.dispatcher import DEDUPE_WINDOW
 from stratum_client.logsetup import configure_logging
 from stratum_client.testing.pool import LocalPool
 
@@ -168,25 +180,59 @@ class Memory:
         self.heap: list[int] = []
         self.baseline: tracemalloc.Snapshot | None = None
         self.started = time.monotonic()
+        self.classified: Callable[[], int] = lambda: 0
+        """Nonces the dispatcher has classified so far (set once the rig runs)."""
+        self.full_at: float | None = None
+        self.full_sample = 0
+        """Index of the first sample taken with the dispatcher's window full."""
+        self.at_full: tracemalloc.Snapshot | None = None
 
     async def sample(self) -> None:
         while True:
             self.rss.append(rss_kib())
+            full = self.full_at is None and self.classified() >= DEDUPE_WINDOW
+            if full:
+                self.full_at = time.monotonic() - self.started
+                self.full_sample = len(self.rss) - 1
             if self.trace:
                 snapshot = daemon_heap()
                 self.heap.append(kib(snapshot))
                 if self.baseline is None and time.monotonic() - self.started > 60:
                     self.baseline = snapshot
+                if full:
+                    self.at_full = snapshot
             await asyncio.sleep(RSS_INTERVAL)
 
     def report(self) -> dict[str, Any]:
         result: dict[str, Any] = {"rss": thirds(self.rss), "rss_samples_kib": self.rss}
+        if self.full_at is not None:
+            result["windows_full"] = self.after_full()
         if self.trace:
             result["daemon_heap"] = thirds(self.heap)
             result["daemon_heap_samples_kib"] = self.heap
             if self.baseline is not None:
                 result["daemon_heap_growth_after_1_min"] = growth(self.baseline, daemon_heap())
         return result
+
+    def after_full(self) -> dict[str, Any]:
+        """Memory from the moment the dispatcher's duplicate window was full."""
+        assert self.full_at is not None
+        at, after = self.full_sample, self.rss[self.full_sample :]
+        figures: dict[str, Any] = {
+            "after_s": round(self.full_at, 1),
+            "rss_then_kib": self.rss[at],
+            "rss_max_after_kib": max(after),
+            "rss_end_kib": after[-1],
+        }
+        if self.trace and self.at_full is not None:
+            heap = self.heap[at:]
+            figures |= {
+                "daemon_heap_then_kib": heap[0],
+                "daemon_heap_max_after_kib": max(heap),
+                "daemon_heap_end_kib": heap[-1],
+                "daemon_heap_growth_since": growth(self.at_full, daemon_heap()),
+            }
+        return figures
 
 
 def thirds(values: list[int]) -> dict[str, int]:
@@ -204,7 +250,7 @@ def seconds_summary(values: list[float]) -> dict[str, float | None]:
     return {"median": round(statistics.median(values), 3), "worst": round(max(values), 3)}
 
 
-async def soak(minutes: float, seed: int, trace: bool) -> dict[str, Any]:
+async def soak(minutes: float, seed: int, trace: bool, nonce_rate: int = 1) -> dict[str, Any]:
     logs = io.StringIO()
     configure_logging("warning", "json", {}, logs)
     rng = random.Random(seed)
@@ -212,7 +258,11 @@ async def soak(minutes: float, seed: int, trace: bool) -> dict[str, Any]:
         tracemalloc.start()
     memory = Memory(trace)
     sampler = asyncio.create_task(memory.sample())
-    chains = [ChainPlan("a", "bm1366", 2), ChainPlan("b", "bm1397", 1, seed=3)]
+    scale = SCALE / nonce_rate
+    chains = [
+        ChainPlan("a", "bm1366", 2, scale=scale),
+        ChainPlan("b", "bm1397", 1, seed=3, scale=scale),
+    ]
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as workdir:
         async with (
@@ -221,6 +271,7 @@ async def soak(minutes: float, seed: int, trace: bool) -> dict[str, Any]:
             run_rig(Path(workdir), [PoolEntry(proxy.url, "main")], chains) as rig,
         ):
             run = Soak(rig, pool, proxy, rng)
+            memory.classified = lambda: rig.snapshot().dispatch.total.nonces.total
             await run.run(minutes * 60)
             rig.assert_alive()
             await rig.quiesce()
@@ -236,6 +287,7 @@ async def soak(minutes: float, seed: int, trace: bool) -> dict[str, Any]:
     return {
         "minutes": round((time.monotonic() - started) / 60, 2),
         "seed": seed,
+        "nonce_rate": nonce_rate,
         "daemon_exit_status": rc,
         "pool_restarts_survived": run.survived["pool_restart"],
         "faults_survived": dict(run.survived),
@@ -266,10 +318,18 @@ def main() -> None:
     parser.add_argument(
         "--trace-memory", action="store_true", help="also sample the daemon's own heap"
     )
+    parser.add_argument(
+        "--nonce-rate",
+        type=int,
+        default=1,
+        help="report K times as many nonces (fills the duplicate windows sooner)",
+    )
     args = parser.parse_args()
     if not args.minutes > 0:
         parser.error(f"--minutes must be > 0, got {args.minutes}")
-    result = asyncio.run(soak(args.minutes, args.seed, args.trace_memory))
+    if args.nonce_rate < 1:
+        parser.error(f"--nonce-rate must be ≥ 1, got {args.nonce_rate}")
+    result = asyncio.run(soak(args.minutes, args.seed, args.trace_memory, args.nonce_rate))
     print(json.dumps(result, separators=(",", ":")))
 
 

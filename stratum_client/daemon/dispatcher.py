@@ -66,6 +66,7 @@ from stratum_client.work.target import DIFF1_TARGET, difficulty_to_target, nbits
 from stratum_client.work.versionroll import version_bits
 
 __all__ = [
+    "DEDUPE_WINDOW",
     "LOST_CLEAN_JOBS",
     "LOST_EXTRANONCE_CHANGED",
     "LOST_JOB_REPLACED",
@@ -295,6 +296,10 @@ class _Verdict:
 _SHARE_CLASSES = frozenset({NonceClass.SHARE, NonceClass.BLOCK})
 
 
+DEDUPE_WINDOW = 65536
+"""Nonce keys remembered for duplicate detection (about 8 MiB when full)."""
+
+
 class Dispatcher:
     """Jobs → work units for every chain; nonces → classified, de-duplicated shares.
 
@@ -308,7 +313,7 @@ class Dispatcher:
         chains: Sequence[ChainSpec],
         *,
         pending_limit: int = 1024,
-        dedupe_window: int = 65536,
+        dedupe_window: int = DEDUPE_WINDOW,
         job_history: int = 8,
     ) -> None:
         if pending_limit < 0 or dedupe_window < 1 or job_history < 1:

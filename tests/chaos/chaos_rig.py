@@ -85,12 +85,14 @@ class ChainPlan:
     chain_type: type[EmulatedChain] = EmulatedChain
     record_limit: int = 10_000
     """Reported nonces the emulator remembers (bounded so a soak's memory stays flat)."""
+    scale: float = SCALE
+    """The chips' difficulty scale; smaller means more nonces for the same hashing."""
 
     def build(self) -> EmulatedChain:
         return self.chain_type(
             self.model,
             self.chips,
-            difficulty_scale=SCALE,
+            difficulty_scale=self.scale,
             faults=self.faults,
             seed=self.seed,
             record_limit=self.record_limit,
@@ -120,7 +122,7 @@ def config_toml(
     for plan, link in chains:
         parts.append(
             f'[[devices]]\nname = "{plan.name}"\ndriver = "{plan.model}"\nport = "{link}"\n'
-            f"chips = {plan.chips}\ndifficulty_scale = {SCALE}\n"
+            f"chips = {plan.chips}\ndifficulty_scale = {plan.scale}\n"
             "options = { ramp_step_delay = 0 }\n"
         )
     return "\n".join(parts)
