@@ -193,7 +193,9 @@ class Bm13xxDriver(AsicDriver):
 
     @property
     def stale_nonces(self) -> int:
-        """Verified nonces for flushed work, or with a version the job's mask cannot submit."""
+        """Of the passed nonces, those for flushed work or with a version outside the job's
+        mask. They are passed on all the same: the daemon decides whether they are still
+        shares (and counts them lost with a reason if not)."""
         return self._stale
 
     @property
@@ -446,14 +448,14 @@ class Bm13xxDriver(AsicDriver):
         outcome, found = self._checker.check(reply, now)
         chip = self._counters[reply.chip_index]
         match outcome:
-            case Outcome.ACCEPTED if found is not None:
+            case Outcome.ACCEPTED | Outcome.STALE if found is not None:
                 chip.nonces += 1
                 chip.last_nonce_at = now
+                if outcome is Outcome.STALE:
+                    self._stale += 1
                 self._enqueue(found)
             case Outcome.DUPLICATE:
                 chip.duplicates += 1
-            case Outcome.STALE:
-                self._stale += 1
             case Outcome.UNKNOWN_JOB:
                 self._unknown += 1
                 chip.hw_errors += 1

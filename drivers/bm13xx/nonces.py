@@ -108,7 +108,8 @@ class NonceChecker:
         self._slots.clear()
 
     def check(self, reply: NonceReply, received_at: float) -> tuple[Outcome, FoundNonce | None]:
-        """Verify one nonce reply; a FoundNonce only for :attr:`Outcome.ACCEPTED`."""
+        """Verify one nonce reply; a FoundNonce for :attr:`Outcome.ACCEPTED` and
+        :attr:`Outcome.STALE` (verified, but for work the chips should have dropped)."""
         slot = self._slots.get(reply.job_id)
         if slot is None:
             return Outcome.UNKNOWN_JOB, None
@@ -119,9 +120,6 @@ class NonceChecker:
         value = int.from_bytes(digest, "little")
         if value >= self.target:
             return Outcome.HW_ERROR, None
-        if slot.generation != self._generation or (version ^ slot.job_version) & ~slot.rollable:
-            # flushed work, or a version the job's own mask cannot express in a submit
-            return Outcome.STALE, None
         if self._is_duplicate((*slot.identity, reply.nonce, version)):
             return Outcome.DUPLICATE, None
         found = FoundNonce(
@@ -134,6 +132,11 @@ class NonceChecker:
             difficulty=DIFF1_TARGET / value if value else math.inf,
             received_at=received_at,
         )
+        if slot.generation != self._generation or (version ^ slot.job_version) & ~slot.rollable:
+            # Flushed work, or a version outside the mask stamped on the job. Still a real
+            # hash: the daemon classifies it against its own job table and mask in force,
+            # so a share on it is submitted or counted lost with its reason.
+            return Outcome.STALE, found
         return Outcome.ACCEPTED, found
 
     def _version(self, slot: _Slot, reply: NonceReply) -> int | None:

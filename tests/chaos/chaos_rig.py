@@ -150,11 +150,11 @@ class ChainLedger:
     emitted: int
     """Reply frames the emulator wrote (found nonces + duplicate copies − dropped)."""
     seen: int
-    """Reply frames the driver parsed and classified (passed + duplicate + stale + HW)."""
+    """Reply frames the driver parsed and classified (passed + duplicate + HW)."""
     corrupted_bytes: int
     crc_errors: int
     passed: int
-    """Nonces the driver verified and queued for the runner."""
+    """Nonces the driver verified and handed on (``stale`` among them)."""
     duplicates: int
     stale: int
     hw_errors: int
@@ -313,8 +313,7 @@ class Rig:
                 ChainLedger(
                     name=plan.name,
                     emitted=faults.nonces_sent + faults.duplicates_sent - faults.dropped_replies,
-                    seen=sum(c.nonces + c.duplicates + c.hw_errors for c in counters)
-                    + sum(d.stale_nonces for d in drivers),
+                    seen=sum(c.nonces + c.duplicates + c.hw_errors for c in counters),
                     corrupted_bytes=faults.corrupted_bytes,
                     crc_errors=sum(d.crc_errors for d in drivers),
                     passed=sum(c.nonces for c in counters),

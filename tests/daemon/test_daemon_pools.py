@@ -39,7 +39,7 @@ def _settled(rig: Rig) -> bool:
         if driver is None:
             return False
         counted = sum(c.nonces + c.duplicates + c.hw_errors for c in driver.counters)
-        if len(chain.reported) != counted + driver.stale_nonces:
+        if len(chain.reported) != counted:
             return False
         device = next(d for d in snap.devices if d.name == name)
         if (
@@ -63,8 +63,8 @@ def _assert_no_share_lost(rig: Rig, pool: LocalPool, difficulty: float) -> Dispa
 
     The identity, from the chips' side to the pool's:
 
-        reported = passed to the dispatcher + dropped by a driver + driver duplicates
-                   + driver stale (work flushed) + hardware errors
+        reported = passed to the dispatcher (late ones for flushed work included)
+                   + dropped by a driver + driver duplicates + hardware errors
         passed   = share + block + below_difficulty + stale + duplicate + hw_error
         reported shares (hash ≥ pool difficulty, from the emulators' own digests)
                  = accepted by the pool (distinct) + rejected + lost (with reasons)
@@ -79,12 +79,12 @@ def _assert_no_share_lost(rig: Rig, pool: LocalPool, difficulty: float) -> Dispa
         delivered = sum(c.nonces for c in driver.counters)
         duplicates = sum(c.duplicates for c in driver.counters)
         hw_errors = sum(c.hw_errors for c in driver.counters)
-        assert len(chain.reported) == delivered + duplicates + hw_errors + driver.stale_nonces
+        assert len(chain.reported) == delivered + duplicates + hw_errors
         assert delivered == nonces.total + driver.dropped_nonces
-        # Nothing left the chips' side unaccounted: no driver drops, duplicates, stale
-        # work or hardware errors in this run, so every reported nonce reached the
-        # dispatcher and got exactly one class there.
-        assert (driver.dropped_nonces, duplicates, hw_errors, driver.stale_nonces) == (0, 0, 0, 0)
+        # Nothing left the chips' side unaccounted: no driver drops, duplicates or
+        # hardware errors in this run, so every reported nonce reached the dispatcher
+        # (stale ones too) and got exactly one class there.
+        assert (driver.dropped_nonces, duplicates, hw_errors) == (0, 0, 0)
         shares_reported += sum(share_difficulty(r.digest) >= difficulty for r in chain.reported)
     totals = snap.total.nonces
     assert totals.hw_error == totals.duplicate == 0

@@ -538,15 +538,22 @@ async def test_unknown_job_id_is_counted(bm1366: tuple[Bm13xxDriver, FakeChain])
     assert sum(c.hw_errors for c in driver.counters) == 1
 
 
-async def test_flushed_work_nonces_are_stale(bm1366: tuple[Bm13xxDriver, FakeChain]) -> None:
+async def test_flushed_work_nonces_are_counted_stale_and_passed_on(
+    bm1366: tuple[Bm13xxDriver, FakeChain],
+) -> None:
+    """A late nonce for flushed work is still a real hash: the daemon, not the driver,
+    decides whether its job is gone (and counts a share on it as lost, with the reason)."""
     driver, chain = bm1366
     work = make_work(MODELS["BM1366"])
     job_id = await sent_job(driver, chain, work)
     await driver.flush_work()
     nonce = find_nonce(work, work.version, chip=0, chips=4)
     chain.send(nonce_reply(chain, nonce, job_id))
-    await wait_until(lambda: driver.stale_nonces == 1)
-    assert sum(c.hw_errors + c.nonces for c in driver.counters) == 0
+    found = await next_nonce(driver)
+    assert (found.work, found.nonce) == (work, nonce)
+    assert driver.stale_nonces == 1
+    assert sum(c.hw_errors for c in driver.counters) == 0
+    assert sum(c.nonces for c in driver.counters) == 1
 
 
 async def test_corrupted_stream_counts_crc_errors(bm1366: tuple[Bm13xxDriver, FakeChain]) -> None:
@@ -616,7 +623,10 @@ def test_nonce_checker_stale_when_the_job_mask_cannot_express_the_version() -> N
     nonce = find_nonce(work, work.version | bits, chip=0, chips=1)
     reply = codec.decode_reply(codec.encode_nonce_reply(nonce, 0x18, version_bits=bits))
     assert isinstance(reply, NonceReply)
-    assert checker.check(reply, 0.0)[0] is Outcome.STALE
+    outcome, found = checker.check(reply, 0.0)
+    assert outcome is Outcome.STALE
+    assert found is not None
+    assert found.version == work.version | bits
 
 
 # --------------------------------------------------------------------------------------
