@@ -30,6 +30,7 @@ from stratum_client import __version__
 from stratum_client import tomlschema as ts
 from stratum_client.energy.config import EnergyConfig, parse_energy
 from stratum_client.errors import ConfigError
+from stratum_client.eventloop import EVENT_LOOPS, EventLoopChoice
 from stratum_client.logsetup import COMPONENT_LOGGERS, LEVELS
 from stratum_client.secrets import Secret, read_secret_env, read_secret_file
 from stratum_client.tomlschema import Convert, Table, TableContext
@@ -90,6 +91,8 @@ class DaemonConfig:
     """Component (see ``logsetup.COMPONENT_LOGGERS``) → level, overriding ``log_level``."""
     state_dir: Path = Path("/var/lib/stratum-client")
     user_agent: str = f"stratum-client/{__version__}"
+    event_loop: EventLoopChoice = "auto"
+    """``auto``: uvloop when installed (lower latency), else asyncio's loop; read at start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +318,9 @@ def _networks(key: str, value: object) -> tuple[IPNetwork, ...]:
 
 # --------------------------------------------------------------------------- sections
 
-_DAEMON_KEYS = ("log_level", "log_format", "log_levels", "state_dir", "user_agent")
+_DAEMON_KEYS = (
+    "log_level", "log_format", "log_levels", "state_dir", "user_agent", "event_loop",
+)  # fmt: skip
 _POOL_KEYS = (
     "url", "user", "password", "password_env", "password_file", "ca_file", "tls_verify",
     "suggest_difficulty", "extranonce_subscribe", "version_rolling", "name",
@@ -363,6 +368,7 @@ def _daemon(t: Table) -> DaemonConfig:
         log_levels=MappingProxyType({c: _LEVEL(levels.key(c), v) for c, v in levels.data.items()}),
         state_dir=t.get("state_dir", ts.absolute_path, _DAEMON_DEFAULTS.state_dir),
         user_agent=t.get("user_agent", ts.text, _DAEMON_DEFAULTS.user_agent),
+        event_loop=cast("EventLoopChoice", t.get("event_loop", ts.choice(*EVENT_LOOPS), "auto")),
     )
 
 

@@ -24,6 +24,7 @@ from typing import Final, TextIO
 
 from drivers.emulator.chain import EmulatedChain
 from drivers.emulator.server import serve_chains
+from stratum_client import eventloop
 from stratum_client.config import Config, parse_config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service, format_hashrate
 from stratum_client.daemon.telemetry import telemetry_services
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo until ``--duration`` or a signal; 0 if shares were accepted, none rejected."""
     chips = _checked(args)
     configure_logging(args.log_level, "console", {})
-    summary = asyncio.run(_demo(args, chips))
+    summary = eventloop.run(_demo(args, chips))
     print(summary.line(), flush=True)
     if args.summary_json is not None:
         record = {**asdict(summary), "ok": summary.ok}

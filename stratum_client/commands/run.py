@@ -11,9 +11,9 @@ daemon; a reload does not restart them (their settings take effect after a resta
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
+from stratum_client import eventloop
 from stratum_client.config import DEFAULT_CONFIG_PATH, Config, load_config
 from stratum_client.daemon.app import Daemon
 from stratum_client.daemon.energy import energy_services
@@ -60,4 +60,4 @@ def run(args: argparse.Namespace) -> int:
     apply_logging(config)
     services = [*telemetry_services(config), *energy_services(config)]
     daemon = Daemon(config, config_path=args.config, on_reload=apply_logging, services=services)
-    return asyncio.run(daemon.run())
+    return eventloop.run(daemon.run(), config.daemon.event_loop)

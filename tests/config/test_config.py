@@ -135,6 +135,7 @@ def test_minimal_config_gets_every_default() -> None:
     assert dict(config.daemon.log_levels) == {}
     assert config.daemon.state_dir == Path("/var/lib/stratum-client")
     assert config.daemon.user_agent.startswith("stratum-client/")
+    assert config.daemon.event_loop == "auto"
     (p,) = config.pools
     assert (p.host, p.port, p.tls, p.name) == (
         "pool.example.com",
@@ -414,6 +415,7 @@ def test_daemon_levels_are_normalised_and_validated() -> None:
         ({"state_dir": "relative/dir"}, "daemon.state_dir"),
         ({"user_agent": "bad\nagent"}, "daemon.user_agent"),
         ({"log_levels": "debug"}, "daemon.log_levels"),
+        ({"event_loop": "trio"}, "daemon.event_loop"),
     ],
 )
 def test_invalid_daemon_fields(keys: dict[str, Any], field: str) -> None:
