@@ -153,7 +153,7 @@ class StampedPool(LocalPool):
         await super()._handle_line(client, line)
 
 
-def _config(pool_url: str, links: list[str], scale: float) -> str:
+def _config(pool_url: str, links: list[str], scale: float, event_loop: str) -> str:
     devices = "".join(
         f"""
 [[devices]]
@@ -170,6 +170,7 @@ options = {{ ramp_step_delay = 0 }}
 [daemon]
 log_level = "warning"
 log_format = "json"
+event_loop = "{event_loop}"
 
 [[pools]]
 name = "bench"
@@ -231,7 +232,7 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
     }
 
 
-async def latency(seconds: float, blocks: int) -> dict[str, Any]:
+async def latency(seconds: float, blocks: int, event_loop: str) -> dict[str, Any]:
     """notify → job byte and nonce → submit on one BM1366 chain."""
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
         workdir = Path(tmp)
@@ -243,7 +244,7 @@ async def latency(seconds: float, blocks: int) -> dict[str, Any]:
             StampedServer(
                 chain, link, hashrate=LATENCY_HASHRATE, step_hashes=STEP_HASHES
             ) as server,
-            _daemon(_config(pool.url, [link], SCALE), workdir),
+            _daemon(_config(pool.url, [link], SCALE, event_loop), workdir),
         ):
             await _until(lambda: len(pool.accepted) >= 3, "the first shares")
             notify_to_job: list[int] = []
@@ -277,7 +278,9 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def footprint(chains: int, seconds: float, hashrate: float) -> dict[str, Any]:
+async def footprint(
+    chains: int, seconds: float, hashrate: float, event_loop: str
+) -> dict[str, Any]:
     """The daemon's CPU per wall second and peak RSS while driving ``chains`` chains."""
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
         workdir = Path(tmp)
@@ -291,7 +294,7 @@ async def footprint(chains: int, seconds: float, hashrate: float) -> dict[str, A
                 server = EmulatorServer(chain, link, hashrate=hashrate, step_hashes=256)
                 await stack.enter_async_context(server)
             proc = await stack.enter_async_context(
-                _daemon(_config(pool.url, links, FOOTPRINT_SCALE), workdir)
+                _daemon(_config(pool.url, links, FOOTPRINT_SCALE, event_loop), workdir)
             )
             # A slow start is a figure too: measure whatever is mining after the wait.
             await _until(lambda: all(c.has_work for c in emulated), "", 180.0, required=False)
@@ -315,11 +318,13 @@ async def footprint(chains: int, seconds: float, hashrate: float) -> dict[str, A
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     configure_logging("warning", "console", {})
-    result: dict[str, Any] = {"bench": "daemon"}
+    result: dict[str, Any] = {"bench": "daemon", "event_loop": args.event_loop}
     if args.only in (None, "latency"):
-        result["latency"] = await latency(args.latency_seconds, args.blocks)
+        result["latency"] = await latency(args.latency_seconds, args.blocks, args.event_loop)
     if args.only in (None, "footprint"):
-        result["footprint"] = [await footprint(n, args.seconds, args.hashrate) for n in args.chains]
+        result["footprint"] = [
+            await footprint(n, args.seconds, args.hashrate, args.event_loop) for n in args.chains
+        ]
     return result
 
 
@@ -327,6 +332,12 @@ def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run (smoke test)")
     parser.add_argument("--only", choices=("latency", "footprint"), help="run just one part")
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="the daemon's [daemon] event_loop (default auto: uvloop when installed)",
+    )
     parser.add_argument("--chains", default="1,16,256", help="chain counts for the footprint")
     parser.add_argument("--seconds", type=float, default=20.0, help="footprint window")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
