@@ -1,11 +1,11 @@
 """The event loop the daemon runs on: uvloop when it is installed, else asyncio's own.
 
-Every share and every job crosses the loop twice (socket to chips, chips to socket), so
-the loop's per-wakeup cost is on the latency the pool sees. uvloop (libuv, well kept,
-wheels for x86-64 and 64-bit ARM) cut the median notify→job and nonce→submit times of
-``bench/daemon.py`` by 2–24 % and kept their p99 under 1 ms where the default loop
-exceeded it (docs/performance.md). It is optional: a controller without a wheel for its
-platform runs the standard loop, and ``[daemon] event_loop = "asyncio"`` forces that.
+Every byte between pool and chips goes through the loop's wake-ups, and a controller
+with many chains spends most of its CPU there. uvloop (libuv; well kept, wheels for
+x86-64 and 64-bit ARM) used about a quarter less CPU driving 256 emulated chains and kept
+the nonce→submit p99 steadier in ``bench/daemon.py``; median latencies were the same
+(docs/performance.md). It is optional: a controller without a wheel for its platform
+runs the standard loop, and ``[daemon] event_loop = "asyncio"`` forces that.
 """
 
 from __future__ import annotations
