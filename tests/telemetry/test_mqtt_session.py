@@ -27,12 +27,17 @@ CANCELS = 300
 
 async def test_a_cancelled_publisher_always_stops(mosquitto_broker: MosquittoBroker) -> None:
     rng = random.Random(20261123)
-    published = 0
+    published = mid_publish = 0
+    publishing = False
 
     async def publish_forever(client: aiomqtt.Client) -> None:
-        nonlocal published
+        nonlocal published, publishing
         while True:
-            await mqtt_session.publish(client, "sct-test/cancel", b"x", qos=1, within=5.0)
+            publishing = True
+            try:
+                await mqtt_session.publish(client, "sct-test/cancel", b"x", qos=1, within=5.0)
+            finally:
+                publishing = False
             published += 1
 
     client = mqtt_session.make_client("127.0.0.1", mosquitto_broker.port)
@@ -40,6 +45,7 @@ async def test_a_cancelled_publisher_always_stops(mosquitto_broker: MosquittoBro
         for attempt in range(CANCELS):
             task = asyncio.create_task(publish_forever(client))
             await asyncio.sleep(rng.uniform(0.0, 0.004))
+            mid_publish += publishing
             task.cancel()
             try:
                 async with asyncio.timeout(5.0):
@@ -47,7 +53,9 @@ async def test_a_cancelled_publisher_always_stops(mosquitto_broker: MosquittoBro
                         await task
             except TimeoutError:
                 pytest.fail(f"cancel {attempt}: the publisher swallowed its cancellation")
-    assert published > CANCELS  # the cancellations did land mid-publish, many times
+    # The cancellations did land mid-publish, many times, and publishes did complete.
+    assert mid_publish >= CANCELS // 2, mid_publish
+    assert published > 0
 
 
 @contextlib.asynccontextmanager
