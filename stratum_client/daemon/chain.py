@@ -306,7 +306,6 @@ class ChainRunner:
     async def _nonce_loop(self, driver: AsicDriver) -> None:
         """Nonces the driver queued (drivers that cannot deliver directly, or that found
         some before :meth:`_deliver` was attached); ends by raising when the driver stops."""
-        feed, clock, name = self._feed, self._clock, self.name
         while True:
             try:
                 found = await driver.next_nonce()
@@ -314,8 +313,7 @@ class ChainRunner:
                 if self._feed_error is not None:
                     raise self._feed_error from None
                 raise
-            self._nonces += 1
-            feed.on_nonce(name, found, clock())
+            self._deliver(found)
 
 
 def _first_leaf(error: BaseException) -> BaseException:
