@@ -152,9 +152,8 @@ class _LinkProtocol(asyncio.Protocol):
         self.take(len(self._buffer))
 
     def _wake_reader(self) -> None:
-        reader = self._reader
-        if reader is not None and not reader.done():
-            reader.set_result(None)
+        if self._reader is not None:
+            _resolve(self._reader)
 
     async def wait_readable(self, limit: float | None) -> None:
         """Return once bytes are buffered, the link is gone, or ``limit`` s have passed.

@@ -90,7 +90,9 @@ class PoolSession:
         self._resume_id = resume_id
         self._resume_jobs = tuple(resume_jobs)
         self._carried: tuple[Job, ...] = ()
-        """The previous session's jobs, until the first notify of a resumed session."""
+        """The previous session's jobs, armed only once the subscribe reply confirms the
+        resume (a notify can be parsed earlier, after a premature set_extranonce), until
+        the first notify after it."""
         self._codec = LineCodec(settings.max_line)
         self._requests = RequestTracker(settings.max_outstanding)
         self._jobs = JobBook(settings.max_jobs)
