@@ -239,6 +239,11 @@ class LocalPool:
         self._submits_open.set()
 
     @property
+    def jobs_issued(self) -> int:
+        """Jobs announced so far (new blocks and new jobs alike); only ever grows."""
+        return self._job_seq
+
+    @property
     def held_submits(self) -> int:
         """Submits read and waiting for :meth:`release_submits`."""
         return self._held
