@@ -41,11 +41,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from drivers.bm13xx.codec import FullHeaderJob
-from drivers.emulator.chain import EmulatedChain
-from drivers.emulator.server import EmulatorServer
 from stratum_client.logsetup import configure_logging
 from stratum_client.testing.pool import LocalPool
+from stratum_client_bm13xx.codec import FullHeaderJob
+from stratum_client_bm13xx.emulator.chain import EmulatedChain
+from stratum_client_bm13xx.emulator.server import EmulatorServer
 
 SCALE = 2.0**-29
 """Latency run: ticket 256 × 2⁻²⁹ = 2⁻²¹, a nonce (and share) every ~2 000 hashes."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from drivers.base import FoundNonce
+from stratum_client.asic.base import FoundNonce
 from stratum_client.daemon.dispatcher import ChainSpec, Dispatcher
 from stratum_client.pool.types import PoolUp, SessionEvent
 from stratum_client.protocol import events as ev

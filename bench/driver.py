@@ -25,16 +25,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from drivers.base import DeviceSpec
-from drivers.bm13xx import frames
-from drivers.bm13xx.codec import NonceReply, codec_for
-from drivers.bm13xx.driver import NonceChecker, ticket_target
-from drivers.bm13xx.registers import Reg
-from drivers.bm13xx.rx import HostFrameParser
-from drivers.bm1366 import Bm1366Driver
-from drivers.ptys import PtyPair
+from stratum_client.asic.base import DeviceSpec
+from stratum_client.asic.ptys import PtyPair
 from stratum_client.logsetup import configure_logging
 from stratum_client.work import JobBuilder, Work, parse_notify
+from stratum_client_bm13xx import frames
+from stratum_client_bm13xx.bm1366 import Bm1366Driver
+from stratum_client_bm13xx.codec import NonceReply, codec_for
+from stratum_client_bm13xx.driver import NonceChecker, ticket_target
+from stratum_client_bm13xx.registers import Reg
+from stratum_client_bm13xx.rx import HostFrameParser
 
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "data" / "stratum_vectors.json"
 REPEATS = 7

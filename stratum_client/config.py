@@ -25,9 +25,9 @@ from types import MappingProxyType
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
-from drivers.base import DeviceSpec
 from stratum_client import __version__
 from stratum_client import tomlschema as ts
+from stratum_client.asic.base import DeviceSpec
 from stratum_client.energy.config import EnergyConfig, parse_energy
 from stratum_client.errors import ConfigError
 from stratum_client.eventloop import EVENT_LOOPS, EventLoopChoice

@@ -40,7 +40,7 @@ COMPONENT_LOGGERS: Final[dict[str, tuple[str, ...]]] = {
     "pool": ("stratum_client.pool",),
     "session": ("stratum_client.protocol",),
     "dispatcher": ("stratum_client.daemon.dispatcher",),
-    "drivers": ("drivers",),
+    "drivers": ("stratum_client.asic", "stratum_client_bm13xx"),
     "api": ("stratum_client.api",),
     "telemetry": ("stratum_client.telemetry", "aiomqtt"),
     "energy": ("stratum_client.energy",),

@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE_DIRS = ("stratum_client/protocol", "stratum_client/work", "drivers/bm13xx")
-CORE_EXEMPT = {"drivers/bm13xx/driver.py"}
+CORE_DIRS = ("stratum_client/protocol", "stratum_client/work", "drivers/stratum_client_bm13xx")
+CORE_EXEMPT = {
+    "drivers/stratum_client_bm13xx/driver.py",
+    "drivers/stratum_client_bm13xx/probe.py",
+}
 CORE_FILES = (
     "stratum_client/daemon/dispatcher.py",
     "stratum_client/daemon/stats.py",

@@ -71,7 +71,7 @@ def test_json_lines_when_not_a_tty() -> None:
 def test_bound_and_context_variables_are_included() -> None:
     out = configured()
     with structlog.contextvars.bound_contextvars(chain="asic0"):
-        structlog.get_logger("drivers.x").bind(chip=3).warning("crc error")
+        structlog.get_logger("stratum_client_bm13xx.x").bind(chip=3).warning("crc error")
     (line,) = json_lines(out)
     assert (line["chain"], line["chip"], line["level"]) == ("asic0", 3, "warning")
 
@@ -133,10 +133,10 @@ def test_global_level_filters() -> None:
 
 def test_component_can_be_more_verbose_than_the_default() -> None:
     out = configured(level="warning", drivers="debug")
-    structlog.get_logger("drivers.bm13xx.driver").debug("frame", n=1)
-    structlog.get_logger("drivers").debug("top")
+    structlog.get_logger("stratum_client_bm13xx.driver").debug("frame", n=1)
+    structlog.get_logger("stratum_client.asic").debug("top")
     structlog.get_logger("stratum_client.pool.client").info("not drivers")
-    structlog.get_logger("driversx").debug("prefix is not a component")
+    structlog.get_logger("stratum_client.asicx").debug("prefix is not a component")
     assert [e["event"] for e in json_lines(out)] == ["frame", "top"]
 
 
@@ -169,13 +169,13 @@ def test_longest_prefix_wins() -> None:
 
 def test_component_filter_with_capture_logs() -> None:
     configured(level="debug")
-    flt = ComponentLevelFilter(logging.INFO, {"drivers": logging.DEBUG})
+    flt = ComponentLevelFilter(logging.INFO, {"stratum_client_bm13xx": logging.DEBUG})
     with capture_logs(processors=[add_logger_name, flt]) as logs:
-        structlog.get_logger("drivers.emulated").debug("kept", chip=0)
+        structlog.get_logger("stratum_client_bm13xx.emulated").debug("kept", chip=0)
         structlog.get_logger("stratum_client.api").debug("dropped")
         structlog.get_logger("stratum_client.api").info("kept too")
     assert [(e["event"], e["logger"]) for e in logs] == [
-        ("kept", "drivers.emulated"),
+        ("kept", "stratum_client_bm13xx.emulated"),
         ("kept too", "stratum_client.api"),
     ]
 
@@ -183,7 +183,7 @@ def test_component_filter_with_capture_logs() -> None:
 def test_every_component_maps_to_prefixes() -> None:
     expected = {"pool", "session", "dispatcher", "drivers", "api", "telemetry", "energy"}
     assert expected <= set(COMPONENT_LOGGERS)
-    assert COMPONENT_LOGGERS["drivers"] == ("drivers",)
+    assert COMPONENT_LOGGERS["drivers"] == ("stratum_client.asic", "stratum_client_bm13xx")
     assert COMPONENT_LOGGERS["dispatcher"] == ("stratum_client.daemon.dispatcher",)
 
 

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import structlog
 
-from drivers.base import ChipCounters
+from stratum_client.asic.base import ChipCounters
 from stratum_client.daemon.stats import HashrateMeter
 from stratum_client.errors import InputError, StratumClientError
 from stratum_client.pool.types import PoolStatus

@@ -30,10 +30,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
 
-from drivers.bm13xx.chips import MODELS
 from stratum_client.api.model import ControlOutcome, DeviceState, MinerState, PoolStatus
 from stratum_client.secrets import Secret
 from stratum_client.units import GIGA, in_unit
+from stratum_client_bm13xx.chips import MODELS
 
 __all__ = [
     "MAX_BODY",

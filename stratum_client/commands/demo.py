@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Final, TextIO
 
-from drivers.emulator.chain import EmulatedChain
-from drivers.emulator.server import serve_chains
 from stratum_client import eventloop
 from stratum_client.config import Config, parse_config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service, format_hashrate
@@ -31,6 +29,8 @@ from stratum_client.daemon.telemetry import telemetry_services
 from stratum_client.errors import InputError
 from stratum_client.logsetup import LEVELS, configure_logging
 from stratum_client.testing.pool import LocalPool
+from stratum_client_bm13xx.emulator.chain import EmulatedChain
+from stratum_client_bm13xx.emulator.server import serve_chains
 
 __all__ = ["DEMO_CONFIG", "DemoSummary", "add_parser", "demo_config", "run"]
 

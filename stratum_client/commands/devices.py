@@ -12,8 +12,8 @@ import argparse
 import asyncio
 import json
 
-from drivers.probe import PortInfo, ProbeResult, list_ports, probe_chain
 from stratum_client.logsetup import configure_logging
+from stratum_client_bm13xx.probe import PortInfo, ProbeResult, list_ports, probe_chain
 
 __all__ = ["add_parser", "run"]
 

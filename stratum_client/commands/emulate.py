@@ -21,12 +21,12 @@ import signal
 import sys
 from collections.abc import Iterator
 
-from drivers.bm13xx.chips import MODELS
-from drivers.emulator.chain import EmulatedChain
-from drivers.emulator.faults import Faults
-from drivers.emulator.server import EmulatorServer, UnplugPlan, run_emulators
 from stratum_client.errors import InputError
 from stratum_client.logsetup import LEVELS, configure_logging
+from stratum_client_bm13xx.chips import MODELS
+from stratum_client_bm13xx.emulator.chain import EmulatedChain
+from stratum_client_bm13xx.emulator.faults import Faults
+from stratum_client_bm13xx.emulator.server import EmulatorServer, UnplugPlan, run_emulators
 
 __all__ = ["DEFAULT_SCALE", "add_parser", "expand_links", "run"]
 

@@ -26,8 +26,8 @@ from typing import Final
 
 import structlog
 
-from drivers.base import AsicDriver, FoundNonce
-from drivers.registry import load_driver
+from stratum_client.asic.base import AsicDriver, FoundNonce
+from stratum_client.asic.registry import load_driver
 from stratum_client.config import Config, DeviceConfig, load_config
 from stratum_client.daemon.chain import ChainRunner, ChainStatus
 from stratum_client.daemon.dispatcher import (

@@ -25,8 +25,8 @@ from typing import Final, Protocol
 
 import structlog
 
-from drivers.base import AsicDriver, FoundNonce
-from drivers.registry import load_driver
+from stratum_client.asic.base import AsicDriver, FoundNonce
+from stratum_client.asic.registry import load_driver
 from stratum_client.config import DeviceConfig
 from stratum_client.errors import DriverError
 from stratum_client.work.job import Work

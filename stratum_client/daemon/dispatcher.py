@@ -38,7 +38,7 @@ from types import MappingProxyType
 
 import structlog
 
-from drivers.base import FoundNonce
+from stratum_client.asic.base import FoundNonce
 from stratum_client.daemon.stats import (
     NonceClass,
     ShareCounts,
@@ -117,7 +117,7 @@ class ChainSpec:
 
     name: str
     midstates: int
-    """The driver's :attr:`~drivers.base.AsicDriver.midstates`: 0, 1 or 4."""
+    """The driver's :attr:`~stratum_client.asic.base.AsicDriver.midstates`: 0, 1 or 4."""
     chips: int
     ticket_difficulty: float = 256.0
 

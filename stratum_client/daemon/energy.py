@@ -36,7 +36,7 @@ from typing import Final
 
 import structlog
 
-from drivers.registry import load_driver
+from stratum_client.asic.registry import load_driver
 from stratum_client.config import Config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
 from stratum_client.daemon.chain import ChainRunner

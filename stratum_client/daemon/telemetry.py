@@ -24,10 +24,6 @@ from typing import Final
 
 import structlog
 
-from drivers.base import AsicDriver, ChipCounters
-from drivers.bm13xx.chips import MODELS
-from drivers.bm13xx.pll import pll_for_frequency
-from drivers.registry import load_driver
 from stratum_client import __version__
 from stratum_client.api.cgminer_server import CgminerServer
 from stratum_client.api.model import (
@@ -39,6 +35,8 @@ from stratum_client.api.model import (
     MiningState,
 )
 from stratum_client.api.rest_server import RestServer
+from stratum_client.asic.base import AsicDriver, ChipCounters
+from stratum_client.asic.registry import load_driver
 from stratum_client.config import Config, ListenAddress, parse_config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
 from stratum_client.daemon.chain import ChainRunner, ChainState, ChainStatus
@@ -48,6 +46,8 @@ from stratum_client.energy.power import DevicePower
 from stratum_client.errors import DriverError, InputError, StratumClientError
 from stratum_client.secrets import Secret
 from stratum_client.telemetry.mqtt import MqttTelemetry
+from stratum_client_bm13xx.chips import MODELS
+from stratum_client_bm13xx.pll import pll_for_frequency
 
 __all__ = [
     "COMMAND_HOLD",

@@ -31,8 +31,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from drivers.bm13xx.chips import MODELS
-from drivers.bm13xx.pll import RAMP_STEP_MHZ
+from stratum_client_bm13xx.chips import MODELS
+from stratum_client_bm13xx.pll import RAMP_STEP_MHZ
 
 __all__ = [
     "CHIP_POWER",

@@ -7,7 +7,6 @@ import asyncio
 import pytest
 from structlog.testing import capture_logs
 
-from drivers.base import ChipCounters
 from stratum_client.api.model import (
     ChipState,
     ControlOutcome,
@@ -17,6 +16,7 @@ from stratum_client.api.model import (
     MinerState,
     call_control,
 )
+from stratum_client.asic.base import ChipCounters
 from stratum_client.daemon.stats import HashrateMeter
 from stratum_client.errors import DriverError, InputError
 

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivers.base import AsicDriver
-from drivers.bm13xx.driver import Bm13xxDriver
-from drivers.emulator.chain import EmulatedChain
-from drivers.emulator.faults import Faults
-from drivers.emulator.server import EmulatorServer, serve_chains
+from stratum_client.asic.base import AsicDriver
 from stratum_client.config import Config, parse_config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service, status_line
 from stratum_client.testing.pool import LocalPool, SubmitRecord
+from stratum_client_bm13xx.driver import Bm13xxDriver
+from stratum_client_bm13xx.emulator.chain import EmulatedChain
+from stratum_client_bm13xx.emulator.faults import Faults
+from stratum_client_bm13xx.emulator.server import EmulatorServer, serve_chains
 
 __all__ = [
     "ALLOWED_REJECTS",

@@ -23,7 +23,7 @@ import pytest
 from chaos_rig import PoolEntry, run_rig
 from hostile_pool import HostileProxy
 
-from drivers.base import FoundNonce
+from stratum_client.asic.base import FoundNonce
 from stratum_client.daemon.dispatcher import ChainSpec, Dispatcher, SubmitShare
 from stratum_client.pool.types import PoolDown, PoolUp, SessionEvent
 from stratum_client.protocol import events as ev

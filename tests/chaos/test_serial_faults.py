@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from chaos_rig import POOL_DIFFICULTY, ChainPlan, PoolEntry, Rig, run_rig
 
-from drivers.bm13xx.driver import Bm13xxDriver
-from drivers.emulator.chain import EmulatedChain
-from drivers.emulator.faults import Faults
 from stratum_client.testing.pool import LocalPool
+from stratum_client_bm13xx.driver import Bm13xxDriver
+from stratum_client_bm13xx.emulator.chain import EmulatedChain
+from stratum_client_bm13xx.emulator.faults import Faults
 
 pytestmark = pytest.mark.chaos
 

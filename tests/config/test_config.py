@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.base import DeviceSpec
 from stratum_client import config as config_module
+from stratum_client.asic.base import DeviceSpec
 from stratum_client.config import (
     DEFAULT_CONFIG_PATH,
     Config,

@@ -25,13 +25,13 @@ from typing import Protocol
 import pytest
 from live_helpers import WAIT, wait_until
 
-from drivers.base import AsicDriver
-from drivers.emulator.chain import EmulatedChain
-from drivers.emulator.server import EmulatorServer, serve_chains
+from stratum_client.asic.base import AsicDriver
 from stratum_client.config import Config, parse_config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot
 from stratum_client.daemon.dispatcher import DispatchSnapshot
 from stratum_client.testing.pool import LocalPool
+from stratum_client_bm13xx.emulator.chain import EmulatedChain
+from stratum_client_bm13xx.emulator.server import EmulatorServer, serve_chains
 
 SCALE = 2.0**-24
 """Emulated chips report nonces at ticket 256 × SCALE = 2**-16: many per second on a CPU."""

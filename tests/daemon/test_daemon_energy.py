@@ -29,8 +29,6 @@ import pytest
 from live_helpers import wait_until
 from structlog.testing import capture_logs
 
-from drivers.emulator.chain import EmulatedChain
-from drivers.emulator.server import serve_chains
 from stratum_client.config import parse_config
 from stratum_client.daemon.app import Daemon
 from stratum_client.daemon.chain import ChainState, ChainStatus
@@ -38,6 +36,8 @@ from stratum_client.daemon.energy import HOLD_REASON, EnergyService, StepRecord,
 from stratum_client.energy.ledger import Ledger
 from stratum_client.logsetup import reset_logging
 from stratum_client.testing.pool import LocalPool
+from stratum_client_bm13xx.emulator.chain import EmulatedChain
+from stratum_client_bm13xx.emulator.server import serve_chains
 
 
 class Broker(Protocol):
@@ -447,8 +447,8 @@ async def test_compressed_day_through_the_daemon(tmp_path: Path, mosquitto_broke
 DAEMON_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
-    from drivers.emulator.chain import EmulatedChain
-    from drivers.emulator.server import serve_chains
+    from stratum_client_bm13xx.emulator.chain import EmulatedChain
+    from stratum_client_bm13xx.emulator.server import serve_chains
     from stratum_client.config import parse_config
     from stratum_client.daemon.app import Daemon
     from stratum_client.daemon.energy import EnergyService

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.base import FoundNonce
+from stratum_client.asic.base import FoundNonce
 from stratum_client.daemon.dispatcher import (
     LOST_CLEAN_JOBS,
     LOST_EXTRANONCE_CHANGED,

@@ -14,7 +14,7 @@ from typing import ClassVar, cast
 import pytest
 from live_helpers import wait_until
 
-from drivers.base import AsicDriver, ChainInfo, ChipCounters, FoundNonce
+from stratum_client.asic.base import AsicDriver, ChainInfo, ChipCounters, FoundNonce
 from stratum_client.config import DeviceConfig
 from stratum_client.daemon.chain import ChainRunner, ChainState
 from stratum_client.errors import DriverError

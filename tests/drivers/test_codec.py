@@ -11,8 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.bm13xx import frames
-from drivers.bm13xx.chips import (
+from stratum_client.errors import FrameError, WorkError
+from stratum_client.work.job import Job, Midstate, Work
+from stratum_client_bm13xx import frames
+from stratum_client_bm13xx.chips import (
     BM1366,
     BM1368,
     BM1370,
@@ -25,7 +27,7 @@ from drivers.bm13xx.chips import (
     nonce_chip_byte,
     nonce_core,
 )
-from drivers.bm13xx.codec import (
+from stratum_client_bm13xx.codec import (
     Bm1366Codec,
     Bm1368Codec,
     Bm1370Codec,
@@ -37,7 +39,7 @@ from drivers.bm13xx.codec import (
     RegisterReply,
     codec_for,
 )
-from drivers.bm13xx.registers import (
+from stratum_client_bm13xx.registers import (
     CountChips,
     Send,
     SetHostBaud,
@@ -50,8 +52,6 @@ from drivers.bm13xx.registers import (
     ticket_target,
     version_mask_value,
 )
-from stratum_client.errors import FrameError, WorkError
-from stratum_client.work.job import Job, Midstate, Work
 
 # -- an independent SHA-256 compression, so midstates here do not trust the code under test
 

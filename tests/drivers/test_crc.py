@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.bm13xx.crc import crc5, crc5_ok, crc5_reply, crc16
+from stratum_client_bm13xx.crc import crc5, crc5_ok, crc5_reply, crc16
 
 
 def _bits(data: bytes) -> list[int]:

@@ -19,11 +19,19 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import DeviceSpec, FoundNonce
-from drivers.bm13xx import frames
-from drivers.bm13xx.chips import MODELS, ChipModel, model_by_name
-from drivers.bm13xx.codec import FullHeaderJob, MidstateJob, NonceReply, codec_for
-from drivers.bm13xx.driver import (
+from stratum_client.asic.base import DeviceSpec, FoundNonce
+from stratum_client.asic.ptys import HotplugPty, PtyPair
+from stratum_client.asic.registry import load_driver
+from stratum_client.errors import ChipCountError, DriverError, DriverTimeoutError
+from stratum_client.work import JobBuilder, Work, parse_notify
+from stratum_client_bm13xx import frames
+from stratum_client_bm13xx.bm1366 import Bm1366Driver
+from stratum_client_bm13xx.bm1368 import Bm1368Driver
+from stratum_client_bm13xx.bm1370 import Bm1370Driver
+from stratum_client_bm13xx.bm1397 import Bm1397Driver
+from stratum_client_bm13xx.chips import MODELS, ChipModel, model_by_name
+from stratum_client_bm13xx.codec import FullHeaderJob, MidstateJob, NonceReply, codec_for
+from stratum_client_bm13xx.driver import (
     Bm13xxDriver,
     DriverState,
     NonceChecker,
@@ -31,17 +39,9 @@ from drivers.bm13xx.driver import (
     parse_options,
     ticket_target,
 )
-from drivers.bm13xx.pll import pll_for_frequency, ramp_plan
-from drivers.bm13xx.registers import FAST_UART_1M, Reg, ticket_mask, version_mask_value
-from drivers.bm13xx.rx import HostFrameParser
-from drivers.bm1366 import Bm1366Driver
-from drivers.bm1368 import Bm1368Driver
-from drivers.bm1370 import Bm1370Driver
-from drivers.bm1397 import Bm1397Driver
-from drivers.ptys import HotplugPty, PtyPair
-from drivers.registry import load_driver
-from stratum_client.errors import ChipCountError, DriverError, DriverTimeoutError
-from stratum_client.work import JobBuilder, Work, parse_notify
+from stratum_client_bm13xx.pll import pll_for_frequency, ramp_plan
+from stratum_client_bm13xx.registers import FAST_UART_1M, Reg, ticket_mask, version_mask_value
+from stratum_client_bm13xx.rx import HostFrameParser
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="pty semantics are Linux's")
 

@@ -22,17 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from drivers.base import DeviceSpec, FoundNonce
-from drivers.bm13xx.driver import Bm13xxDriver, DriverState
-from drivers.bm1366 import Bm1366Driver
-from drivers.bm1368 import Bm1368Driver
-from drivers.bm1370 import Bm1370Driver
-from drivers.bm1397 import Bm1397Driver
-from drivers.emulator.chain import EmulatedChain, Faults
-from drivers.emulator.server import EmulatorServer
-from drivers.probe import probe_chain
+from stratum_client.asic.base import DeviceSpec, FoundNonce
 from stratum_client.errors import ChipCountError
 from stratum_client.work import JobBuilder, Work, parse_notify
+from stratum_client_bm13xx.bm1366 import Bm1366Driver
+from stratum_client_bm13xx.bm1368 import Bm1368Driver
+from stratum_client_bm13xx.bm1370 import Bm1370Driver
+from stratum_client_bm13xx.bm1397 import Bm1397Driver
+from stratum_client_bm13xx.driver import Bm13xxDriver, DriverState
+from stratum_client_bm13xx.emulator.chain import EmulatedChain, Faults
+from stratum_client_bm13xx.emulator.server import EmulatorServer
+from stratum_client_bm13xx.probe import probe_chain
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="pty semantics are Linux's")
 

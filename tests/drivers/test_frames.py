@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.bm13xx import frames
-from drivers.bm13xx.crc import crc5_reply
-from drivers.bm13xx.frames import (
+from stratum_client.errors import FrameError
+from stratum_client_bm13xx import frames
+from stratum_client_bm13xx.crc import crc5_reply
+from stratum_client_bm13xx.frames import (
     COMMAND_FRAME,
     FULL_HEADER_JOB,
     JOB_FRAME,
@@ -22,7 +23,6 @@ from drivers.bm13xx.frames import (
     REGISTER_REPLY_SHORT,
     CommandKind,
 )
-from stratum_client.errors import FrameError
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.bm13xx import frames
-from drivers.bm13xx.chips import (
+from stratum_client_bm13xx import frames
+from stratum_client_bm13xx.chips import (
     BM1366,
     BM1368,
     BM1370,
@@ -21,8 +21,14 @@ from drivers.bm13xx.chips import (
     full_scan_ms,
     job_interval_ms,
 )
-from drivers.bm13xx.pll import RAMP_STEP_MHZ, pll_for_frequency, ramp_plan
-from drivers.bm13xx.registers import Delay, Send, frequency_steps, hash_counting_number, ramp_steps
+from stratum_client_bm13xx.pll import RAMP_STEP_MHZ, pll_for_frequency, ramp_plan
+from stratum_client_bm13xx.registers import (
+    Delay,
+    Send,
+    frequency_steps,
+    hash_counting_number,
+    ramp_steps,
+)
 
 
 @pytest.mark.parametrize(

@@ -13,15 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from drivers import probe
-from drivers.bm13xx import frames
-from drivers.bm13xx.chips import MODELS
-from drivers.bm13xx.codec import codec_for
-from drivers.bm13xx.registers import Reg
-from drivers.bm13xx.rx import HostFrameParser
-from drivers.ptys import PtyPair
+from stratum_client.asic.ptys import PtyPair
 from stratum_client.cli import main
 from stratum_client.logsetup import reset_logging
+from stratum_client_bm13xx import frames, probe
+from stratum_client_bm13xx.chips import MODELS
+from stratum_client_bm13xx.codec import codec_for
+from stratum_client_bm13xx.registers import Reg
+from stratum_client_bm13xx.rx import HostFrameParser
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="pty semantics are Linux's")
 

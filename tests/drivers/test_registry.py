@@ -18,8 +18,8 @@ from typing import cast
 import pytest
 from structlog.testing import capture_logs
 
-from drivers.base import AsicDriver
-from drivers.registry import (
+from stratum_client.asic.base import AsicDriver
+from stratum_client.asic.registry import (
     ENTRY_POINT_GROUP,
     available_drivers,
     load_driver,
@@ -29,14 +29,14 @@ from drivers.registry import (
 from stratum_client.errors import DriverError, DriverImportError, DriverNotFoundError
 
 BUILTINS = {
-    "bm1366": "drivers.bm1366:Bm1366Driver",
-    "bm1368": "drivers.bm1368:Bm1368Driver",
-    "bm1370": "drivers.bm1370:Bm1370Driver",
-    "bm1397": "drivers.bm1397:Bm1397Driver",
+    "bm1366": "stratum_client_bm13xx.bm1366:Bm1366Driver",
+    "bm1368": "stratum_client_bm13xx.bm1368:Bm1368Driver",
+    "bm1370": "stratum_client_bm13xx.bm1370:Bm1370Driver",
+    "bm1397": "stratum_client_bm13xx.bm1397:Bm1397Driver",
 }
 
 DRIVER_MODULE = """\
-from drivers.base import AsicDriver
+from stratum_client.asic.base import AsicDriver
 
 
 class DemoDriver(AsicDriver):
@@ -164,7 +164,8 @@ def test_in_process_registration(injected: list[str]) -> None:
 
 
 def test_registration_refuses_a_taken_name_unless_replacing(injected: list[str]) -> None:
-    with pytest.raises(ValueError, match=r"'bm1366' is taken by drivers\.bm1366:Bm1366Driver"):
+    taken = r"'bm1366' is taken by stratum_client_bm13xx\.bm1366:Bm1366Driver"
+    with pytest.raises(ValueError, match=taken):
         register_driver("bm1366", FakeDriver)
     register_driver("BM1366", FakeDriver, replace=True)
     injected.append("bm1366")

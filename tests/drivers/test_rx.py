@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.bm13xx import frames
-from drivers.bm13xx.chips import BM1370
-from drivers.bm13xx.codec import Bm1370Codec, Bm1397Codec, NonceReply
-from drivers.bm13xx.crc import crc5
-from drivers.bm13xx.registers import Send as SendStep
-from drivers.bm13xx.registers import init_steps, ticket_target
-from drivers.bm13xx.rx import HostFrameParser, ReplyParser
+from stratum_client_bm13xx import frames
+from stratum_client_bm13xx.chips import BM1370
+from stratum_client_bm13xx.codec import Bm1370Codec, Bm1397Codec, NonceReply
+from stratum_client_bm13xx.crc import crc5
+from stratum_client_bm13xx.registers import Send as SendStep
+from stratum_client_bm13xx.registers import init_steps, ticket_target
+from stratum_client_bm13xx.rx import HostFrameParser, ReplyParser
 
 SIZE = 11
 

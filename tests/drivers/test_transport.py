@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from drivers.ptys import HotplugPty, PtyPair
-from drivers.transport import INITIAL_BAUDRATE, ReconnectPolicy, SerialLink
+from stratum_client.asic.ptys import HotplugPty, PtyPair
+from stratum_client.asic.transport import INITIAL_BAUDRATE, ReconnectPolicy, SerialLink
 from stratum_client.errors import DriverError, SerialLinkLostError
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="pty semantics are Linux's")

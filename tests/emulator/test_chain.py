@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from drivers.bm13xx import frames, registers
-from drivers.bm13xx.chips import MODELS, chip_addresses, nonce_chip_byte
-from drivers.bm13xx.codec import NonceReply, RegisterReply
-from drivers.bm13xx.registers import Reg, Send
-from drivers.emulator import hashing
-from drivers.emulator.chain import POWER_UP_BAUD, EmulatedChain
-from drivers.emulator.faults import Faults
-from drivers.emulator.hashing import sha256d_from_midstate
 from stratum_client.work import JobBuilder, Work, parse_notify, sha256_midstate
+from stratum_client_bm13xx import frames, registers
+from stratum_client_bm13xx.chips import MODELS, chip_addresses, nonce_chip_byte
+from stratum_client_bm13xx.codec import NonceReply, RegisterReply
+from stratum_client_bm13xx.emulator import hashing
+from stratum_client_bm13xx.emulator.chain import POWER_UP_BAUD, EmulatedChain
+from stratum_client_bm13xx.emulator.faults import Faults
+from stratum_client_bm13xx.emulator.hashing import sha256d_from_midstate
+from stratum_client_bm13xx.registers import Reg, Send
 
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "stratum_vectors.json"
 MASK = 0x1FFFE000

@@ -1,8 +1,8 @@
 """Pseudo-terminals that stand in for a USB-UART in tests and for the chip emulator.
 
 The emulator owns the master side; the driver opens the slave, usually through a stable
-symlink such as ``/tmp/asic0``, with :class:`~drivers.transport.SerialLink`, exactly as it
-would open ``/dev/ttyUSB0``. POSIX only.
+symlink such as ``/tmp/asic0``, with :class:`~stratum_client.asic.transport.SerialLink`,
+exactly as it would open ``/dev/ttyUSB0``. POSIX only.
 
 Linux pty behaviour this relies on:
 

@@ -10,7 +10,7 @@ How the search is laid out, and why:
 
 * **Chips own slices of the nonce space.** A nonce carries its chip's address byte in
   bits 17..24 and its core in bits 25..31 of the big-endian view (see
-  :mod:`drivers.bm13xx.chips`), so the nonce alone says which chip found it. Chip ``i``
+  :mod:`stratum_client_bm13xx.chips`), so the nonce alone says which chip found it. Chip ``i``
   of ``N`` searches the nonces whose address byte lies in ``[i·256//N, (i+1)·256//N)``.
 * **Everything that runs in parallel on silicon is interleaved here.** The scan order
   cycles fastest through the small cores (the rolled versions of full-header chips, or
@@ -36,14 +36,14 @@ from fractions import Fraction
 
 import structlog
 
-from drivers.bm13xx import frames, registers
-from drivers.bm13xx.chips import ChipModel, address_interval, model_by_name, next_pow2
-from drivers.bm13xx.codec import FullHeaderJob, MidstateJob, codec_for
-from drivers.bm13xx.frames import CommandFrame, CommandKind
-from drivers.bm13xx.pll import pll_for_frequency
-from drivers.bm13xx.registers import Reg
-from drivers.bm13xx.rx import HostFrameParser
 from stratum_client.errors import FrameError
+from stratum_client_bm13xx import frames, registers
+from stratum_client_bm13xx.chips import ChipModel, address_interval, model_by_name, next_pow2
+from stratum_client_bm13xx.codec import FullHeaderJob, MidstateJob, codec_for
+from stratum_client_bm13xx.frames import CommandFrame, CommandKind
+from stratum_client_bm13xx.pll import pll_for_frequency
+from stratum_client_bm13xx.registers import Reg
+from stratum_client_bm13xx.rx import HostFrameParser
 
 from .faults import FaultInjector, Faults
 from .hashing import sha256d_from_midstate

@@ -1,6 +1,6 @@
 """The asyncio shell that puts an :class:`~.chain.EmulatedChain` on a pseudo-terminal.
 
-The chain sits on the master side of a :class:`~drivers.ptys.HotplugPty`; a driver opens
+The chain sits on the master side of a :class:`~stratum_client.asic.ptys.HotplugPty`; a driver opens
 the stable symlink exactly as it would open ``/dev/ttyUSB0``. Hashing runs in short
 budgets with a yield to the event loop between them, so many chains and the driver under
 test can share one loop, and an optional ``hashrate`` cap lets hundreds of chains run
@@ -31,7 +31,7 @@ from typing import Self
 
 import structlog
 
-from drivers.ptys import HotplugPty
+from stratum_client.asic.ptys import HotplugPty
 
 from .chain import EmulatedChain
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from drivers.bm13xx import frames
-from drivers.bm13xx.chips import MODELS, ChipModel, model_by_chip_id
-from drivers.bm13xx.registers import Reg
-from drivers.bm13xx.rx import ReplyParser
-from drivers.transport import SerialLink
+from stratum_client.asic.transport import SerialLink
+from stratum_client_bm13xx import frames
+from stratum_client_bm13xx.chips import MODELS, ChipModel, model_by_chip_id
+from stratum_client_bm13xx.registers import Reg
+from stratum_client_bm13xx.rx import ReplyParser
 
 __all__ = [
     "ChipIdReply",

@@ -1,7 +1,7 @@
 """The driver for BM1366/BM1368/BM1370/BM1397 chains: one class, chip facts from the codec.
 
 Everything that differs between models (frame layouts, init sequence, job ids, reply
-decoding, PLL dividers, baud registers) lives in :mod:`drivers.bm13xx`'s codec and model
+decoding, PLL dividers, baud registers) lives in :mod:`stratum_client_bm13xx`'s codec and model
 records; this module only does the I/O around them: bring-up, the work slots, the
 receive task and recovery from a vanished link.
 
@@ -29,9 +29,8 @@ from typing import ClassVar, Final
 
 import structlog
 
-from drivers.base import AsicDriver, ChainInfo, ChipCounters, DeviceSpec, FoundNonce
-from drivers.probe import collect_chip_ids
-from drivers.transport import INITIAL_BAUDRATE, ReconnectPolicy, SerialLink
+from stratum_client.asic.base import AsicDriver, ChainInfo, ChipCounters, DeviceSpec, FoundNonce
+from stratum_client.asic.transport import INITIAL_BAUDRATE, ReconnectPolicy, SerialLink
 from stratum_client.errors import (
     ChipCountError,
     DriverError,
@@ -40,6 +39,7 @@ from stratum_client.errors import (
     WorkError,
 )
 from stratum_client.work.job import DEFAULT_VERSION_MASK, Work
+from stratum_client_bm13xx.probe import collect_chip_ids
 
 from . import frames, registers
 from .chips import ChipModel, model_by_chip_id, model_by_name

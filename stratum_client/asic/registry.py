@@ -8,7 +8,8 @@ or any other driver.
 
 Names are matched case-insensitively. When two entry points claim one name:
 
-* a built-in (an entry point of the ``stratum-client`` distribution) always wins, and the
+* a built-in (an entry point of a distribution this project ships, such as
+  ``stratum-client-bm13xx`` from ``drivers/``) always wins, and the
   other is ignored with a warning naming its package. Installing an unrelated package must
   not silently swap the code that drives the hardware, yet must not stop the daemon either;
 * between two third-party packages there is no sane winner: the name is left out of the
@@ -26,7 +27,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 import structlog
 
-from drivers.base import AsicDriver
+from stratum_client.asic.base import AsicDriver
 from stratum_client.errors import DriverError, DriverImportError, DriverNotFoundError
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "stratum_client.drivers"
-_BUILTIN_DISTRIBUTION = "stratum-client"
+_BUILTIN_DISTRIBUTIONS = frozenset({"stratum-client", "stratum-client-bm13xx"})
 
 _log = structlog.get_logger(__name__)
 _injected: dict[str, type[AsicDriver]] = {}
@@ -55,7 +56,7 @@ def _distribution(ep: EntryPoint) -> str:
 
 
 def _is_builtin(ep: EntryPoint) -> bool:
-    return _canonical(_distribution(ep)) == _BUILTIN_DISTRIBUTION
+    return _canonical(_distribution(ep)) in _BUILTIN_DISTRIBUTIONS
 
 
 def _target(cls: type) -> str:
@@ -112,7 +113,8 @@ def _checked(obj: object, name: str, target: str) -> type[AsicDriver]:
     if isinstance(obj, type) and issubclass(obj, AsicDriver):
         return obj
     raise DriverImportError(
-        f"driver {name!r} ({target}) is not a subclass of drivers.base.AsicDriver: {obj!r}"
+        f"driver {name!r} ({target}) is not a subclass of "
+        f"stratum_client.asic.base.AsicDriver: {obj!r}"
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drivers.bm13xx.driver import Bm13xxDriver
+from stratum_client_bm13xx.driver import Bm13xxDriver
 
 __all__ = ["Bm1366Driver"]
 

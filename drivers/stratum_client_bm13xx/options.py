@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Final
 
-from drivers.transport import INITIAL_BAUDRATE
+from stratum_client.asic.transport import INITIAL_BAUDRATE
 from stratum_client.errors import DriverError
 
 from . import frames, registers
