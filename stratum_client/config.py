@@ -34,6 +34,11 @@ from stratum_client.eventloop import EVENT_LOOPS, EventLoopChoice
 from stratum_client.logsetup import COMPONENT_LOGGERS, LEVELS
 from stratum_client.secrets import Secret, read_secret_env, read_secret_file
 from stratum_client.tomlschema import Convert, Table, TableContext
+from stratum_client.work.versionroll import (
+    DEFAULT_VERSION_BITS_FORM,
+    VERSION_BITS_FORMS,
+    VersionBitsForm,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -113,6 +118,8 @@ class PoolConfig:
     suggest_difficulty: float | None = None
     extranonce_subscribe: bool = False
     version_rolling: bool = True
+    version_bits_form: VersionBitsForm = DEFAULT_VERSION_BITS_FORM
+    """How submits carry the rolled version: ``xor`` (ESP-Miner's) or ``replace``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +330,8 @@ _DAEMON_KEYS = (
 )  # fmt: skip
 _POOL_KEYS = (
     "url", "user", "password", "password_env", "password_file", "ca_file", "tls_verify",
-    "suggest_difficulty", "extranonce_subscribe", "version_rolling", "name",
+    "suggest_difficulty", "extranonce_subscribe", "version_rolling", "version_bits_form",
+    "name",
 )  # fmt: skip
 _DEVICE_KEYS = (
     "name", "driver", "port", "chips", "frequency_mhz", "ticket_difficulty",
@@ -377,6 +385,9 @@ def _pool(t: Table) -> PoolConfig:
     for name in ("ca_file", "tls_verify"):
         if name in t.data and not tls:
             raise ConfigError(t.key(name), f"only applies to TLS pools, but url is {url!r}")
+    rolling = t.get("version_rolling", ts.boolean, True)
+    if "version_bits_form" in t.data and not rolling:
+        raise ConfigError(t.key("version_bits_form"), "only applies when version_rolling = true")
     return PoolConfig(
         url=url,
         host=host,
@@ -389,7 +400,22 @@ def _pool(t: Table) -> PoolConfig:
         tls_verify=t.get("tls_verify", ts.boolean, True),
         suggest_difficulty=t.optional("suggest_difficulty", ts.number(0, lo_open=True)),
         extranonce_subscribe=t.get("extranonce_subscribe", ts.boolean, False),
-        version_rolling=t.get("version_rolling", ts.boolean, True),
+        version_rolling=rolling,
+        version_bits_form=t.get("version_bits_form", _version_bits_form, DEFAULT_VERSION_BITS_FORM),
+    )
+
+
+def _version_bits_form(key: str, value: object) -> VersionBitsForm:
+    text = ts.string(key, value).lower()
+    for form in VERSION_BITS_FORMS:
+        if text == form:
+            return form
+    raise ts.bad(
+        key,
+        value,
+        "is not a version bits form",
+        '"xor" (rolled ^ job version: public-pool, ckpool, DATUM) or "replace" '
+        "(rolled & mask, BIP310's formula: miningcore, the SRI translator)",
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -97,9 +99,27 @@ def test_rolled_share_reports_its_version(capsys: pytest.CaptureFixture[str]) ->
     assert unrolled["meets_difficulty"] is False
 
 
+@pytest.mark.parametrize(("form", "version"), [("xor", 0x30002000), ("replace", 0x20002000)])
+def test_version_bits_form_says_how_the_pool_rebuilds_the_version(
+    form: str, version: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a regtest-style job (bit 28 inside the mask) the same bits mean two versions."""
+    rolled = next(j for j in JOBS if j["name"] == "testnet-bitaxe-version-rolled")
+    notify = [*rolled["notify"][:5], "30000000", *rolled["notify"][6:]]
+    argv = _argv(rolled, **{"--notify": json.dumps(notify), "--version-bits-form": form})
+    report = _run(argv, capsys)
+    header = bytes.fromhex(report["header"])
+    assert struct.unpack_from("<I", header)[0] == version
+    digest = hashlib.sha256(hashlib.sha256(header).digest()).digest()
+    assert report["hash"] == digest[::-1].hex()
+    assert report["version"] == f"{version:08x}"
+    assert report["version_bits"] == "00002000"
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
+        ({"--version-bits-form": "or"}, "--version-bits-form"),
         ({"--ntime": "647025b"}, "--ntime"),
         ({"--nonce": "0a029ed1ff"}, "--nonce"),
         ({"--nonce": "0x0a029ed"}, "--nonce"),

@@ -1,11 +1,15 @@
 """``stratum-client demo``: the whole miner on one machine, with nothing to set up.
 
-One process runs a local Stratum pool that validates every share like a real pool, two
-emulated chip chains on pseudo-terminals that speak the real serial protocol and really
-hash, and the daemon itself, configured from the embedded :data:`DEMO_CONFIG`
-(``configs/demo.toml`` is the same file for reading). A status line shows what the
-daemon reports; ``--duration`` or Ctrl-C ends the run with a summary, and the exit status
-says whether the pool accepted shares and rejected none, so the demo is a smoke test too.
+One process runs a local Stratum pool that validates every share the way public-pool does
+(:class:`LocalPool` in strict mode: the version rebuilt by XOR on a regtest-style
+0x30000000 template, shares judged at the difficulty in force), two emulated chip chains
+on pseudo-terminals that speak the real serial protocol and really hash, and the daemon
+itself, configured from the embedded :data:`DEMO_CONFIG` (``configs/demo.toml`` is the
+same file for reading). A status line shows what the daemon reports; ``--duration`` or
+Ctrl-C ends the run with a summary, and the exit status says whether the pool accepted
+shares and rejected none, so the demo is a smoke test too. The pool takes no vardiff
+steps: a share on the wire at a step would be refused, and the exit status would then
+hang on timing.
 """
 
 from __future__ import annotations
@@ -197,7 +201,7 @@ async def _demo(args: argparse.Namespace, chips: dict[str, int]) -> DemoSummary:
             if count > 0
         ]
         async with (
-            LocalPool(difficulty=POOL_DIFFICULTY, job_interval=JOB_INTERVAL) as pool,
+            LocalPool(strict=True, difficulty=POOL_DIFFICULTY, job_interval=JOB_INTERVAL) as pool,
             serve_chains([c for c, _ in emulated], [p for _, p in emulated]),
             _new_blocks(pool),
         ):

@@ -19,7 +19,12 @@ from stratum_client.work.job import DEFAULT_VERSION_MASK, Job
 from stratum_client.work.notify import parse_hex, parse_hex_u32, parse_notify
 from stratum_client.work.share import ShareResult, check_share
 from stratum_client.work.target import network_difficulty
-from stratum_client.work.versionroll import apply_version_bits
+from stratum_client.work.versionroll import (
+    DEFAULT_VERSION_BITS_FORM,
+    VERSION_BITS_FORMS,
+    VersionBitsForm,
+    apply_version_bits,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -46,6 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="version-rolling mask granted by the pool (default %(default)s)",
     )
     parser.add_argument(
+        "--version-bits-form",
+        default=DEFAULT_VERSION_BITS_FORM,
+        help="how the pool rebuilds the version from --version-bits: xor (job ^ bits, as "
+        "public-pool does) or replace (BIP310's mask replacement); default %(default)s",
+    )
+    parser.add_argument(
         "--difficulty", default="1", help="pool share difficulty (default 1, Stratum's initial)"
     )
     parser.set_defaults(func=run)
@@ -61,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         extranonce2_size=len(extranonce2),
         difficulty=_difficulty(args.difficulty),
         version_mask=mask,
+        version_bits_form=_form(args.version_bits_form),
     )
     version = _rolled_version(job, args.version_bits)
     ntime = parse_hex_u32("--ntime", args.ntime)
@@ -83,6 +95,13 @@ def _notify_params(text: str) -> list[object]:
     return value
 
 
+def _form(text: str) -> VersionBitsForm:
+    for form in VERSION_BITS_FORMS:
+        if text == form:
+            return form
+    raise InputError("--version-bits-form", f"expected xor or replace, got {text!r}")
+
+
 def _difficulty(text: str) -> float:
     try:
         value = float(text)
@@ -98,7 +117,7 @@ def _rolled_version(job: Job, bits_text: str | None) -> int:
         return job.version
     bits = parse_hex_u32("--version-bits", bits_text)
     try:
-        return apply_version_bits(job.version, bits, job.version_mask)
+        return apply_version_bits(job.version, bits, job.version_mask, job.version_bits_form)
     except WorkError as exc:
         raise InputError("--version-bits", str(exc)) from exc
 

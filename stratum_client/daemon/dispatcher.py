@@ -840,8 +840,9 @@ def _submit_bits(found: FoundNonce, mask: int | None = None) -> int | None:
     """The submit's version bits, or None when the version leaves the mask in force
     (``mask``, or the job's own when it is no longer live)."""
     job = found.work.job
+    mask = job.version_mask if mask is None else mask
     try:
-        return version_bits(job.version, found.version, job.version_mask if mask is None else mask)
+        return version_bits(job.version, found.version, mask, job.version_bits_form)
     except WorkError:
         return None
 

@@ -745,6 +745,7 @@ class PoolManager:
             password=config.password.reveal(),
             user_agent=self._user_agent,
             version_mask=VERSION_ROLLING_MASK if config.version_rolling else 0,
+            version_bits_form=config.version_bits_form,
             suggest_difficulty=config.suggest_difficulty,
             extranonce_subscribe=config.extranonce_subscribe,
             submit_timeout=self._policy.submit_timeout,

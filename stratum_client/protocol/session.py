@@ -328,6 +328,7 @@ class PoolSession:
                 difficulty=self._difficulty,
                 version_mask=self._rolling.mask,
                 received_at=now,
+                version_bits_form=self._settings.version_bits_form,
             )
         except StratumClientError as exc:
             raise InputError("params", str(exc)) from exc

@@ -9,6 +9,11 @@ from stratum_client.errors import InputError
 from stratum_client.protocol import params
 from stratum_client.protocol.codec import DEFAULT_MAX_LINE
 from stratum_client.work.job import DEFAULT_VERSION_MASK
+from stratum_client.work.versionroll import (
+    DEFAULT_VERSION_BITS_FORM,
+    VERSION_BITS_FORMS,
+    VersionBitsForm,
+)
 
 __all__ = ["DEFAULT_USER_AGENT", "SessionSettings"]
 
@@ -29,6 +34,8 @@ class SessionSettings:
     user_agent: str = DEFAULT_USER_AGENT
     version_mask: int = DEFAULT_VERSION_MASK
     """BIP310 mask we ask for; 0 disables version rolling (no mining.configure sent)."""
+    version_bits_form: VersionBitsForm = DEFAULT_VERSION_BITS_FORM
+    """How submits carry the rolled version (stamped on every job; see versionroll)."""
     min_bit_count: int = 2
     """BIP310 ``version-rolling.min-bit-count``: 2 is what miners commonly send; a chip
     that needs more rolled bits should raise it."""
@@ -52,6 +59,11 @@ class SessionSettings:
             (bool(self.user), "user", "must not be empty"),
             (bool(self.user_agent), "user_agent", "must not be empty"),
             (0 <= self.version_mask <= 0xFFFFFFFF, "version_mask", "must fit in 32 bits"),
+            (
+                self.version_bits_form in VERSION_BITS_FORMS,
+                "version_bits_form",
+                f"must be one of {', '.join(VERSION_BITS_FORMS)}",
+            ),
             (1 <= self.min_bit_count <= 32, "min_bit_count", "must be 1..32"),
             (self.submit_timeout > 0, "submit_timeout", "must be positive"),
             (self.setup_timeout > 0, "setup_timeout", "must be positive"),

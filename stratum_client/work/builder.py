@@ -6,10 +6,12 @@ that does not depend on extranonce2: the coinbase head and tail, the branch, the
 header-order prevhash and the packed ntime/nbits. A unit then costs one coinbase hash,
 one dSHA256 per branch entry and, for midstate chips, one compression per midstate.
 
-Midstate chips get midstates for ``v, inc(v), inc²(v), inc³(v)`` (``inc`` rolling within
-the job's version mask). If the mask allows fewer than four distinct versions (a zero or
-one-bit mask) only one midstate is built, because repeating a version would make the chip
-find the same shares twice.
+Midstate chips get midstates for ``v, inc(v), inc²(v), inc³(v)``, ``inc`` rolling within
+the mask bits the job version leaves clear: every rolled version then keeps the job's own
+bits, as chip-side rolling does (the chip ORs its bits in), which is what lets a pool that
+ORs the submitted bits into the job version rebuild it. If those bits allow fewer than
+four distinct versions (a zero or one-bit mask) only one midstate is built, because
+repeating a version would make the chip find the same shares twice.
 """
 
 from __future__ import annotations
@@ -96,12 +98,13 @@ class JobBuilder:
     def _midstates(self, root: bytes, version: int, count: int) -> tuple[Midstate, ...]:
         if count not in MIDSTATE_COUNTS:
             raise WorkError(f"midstates must be one of {MIDSTATE_COUNTS}, got {count}")
-        if mask_space(self.job.version_mask) < count:
+        free = self.job.version_mask & ~self.job.version
+        if mask_space(free) < count:
             count = 1
         tail = self._prevhash + root[:28]
         return tuple(
             Midstate(v, sha256_midstate(_PACK_U32(v) + tail))
-            for v in rolled_versions(version, self.job.version_mask, count)
+            for v in rolled_versions(version, free, count)
         )
 
     def _check_extranonce2(self, extranonce2: bytes) -> None:

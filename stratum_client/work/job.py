@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stratum_client.work.versionroll import DEFAULT_VERSION_BITS_FORM, VersionBitsForm
+
 __all__ = ["DEFAULT_VERSION_MASK", "Job", "Midstate", "Work"]
 
 DEFAULT_VERSION_MASK = 0x1FFFE000
@@ -40,6 +42,8 @@ class Job:
     """Pool share difficulty in force for this job."""
     version_mask: int = 0
     """Negotiated BIP310 mask; 0 when the pool did not grant version rolling."""
+    version_bits_form: VersionBitsForm = DEFAULT_VERSION_BITS_FORM
+    """How this pool wants the submit's version bits formed (its ``version_bits_form``)."""
     received_at: float = 0.0
     """Monotonic seconds when the notify arrived (for staleness and latency figures)."""
 

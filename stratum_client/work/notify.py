@@ -18,6 +18,7 @@ from stratum_client.errors import InputError, WorkError
 from stratum_client.work.extranonce import MAX_EXTRANONCE2_SIZE
 from stratum_client.work.job import Job
 from stratum_client.work.target import nbits_to_target
+from stratum_client.work.versionroll import DEFAULT_VERSION_BITS_FORM, VersionBitsForm
 
 __all__ = [
     "MAX_COINBASE_BYTES",
@@ -76,6 +77,7 @@ def parse_notify(
     difficulty: float,
     version_mask: int,
     received_at: float = 0.0,
+    version_bits_form: VersionBitsForm = DEFAULT_VERSION_BITS_FORM,
 ) -> Job:
     """Validate notify ``params`` plus the session context into a :class:`Job`."""
     _check_context(extranonce1, extranonce2_size, difficulty, version_mask)
@@ -98,6 +100,7 @@ def parse_notify(
         extranonce2_size=extranonce2_size,
         difficulty=float(difficulty),
         version_mask=version_mask,
+        version_bits_form=version_bits_form,
         received_at=received_at,
     )
 

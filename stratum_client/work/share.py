@@ -48,7 +48,7 @@ class ShareResult:
     version: int
     """Header version hashed (after rolling)."""
     version_bits: int
-    """The submit's version-bits field (``version & mask``, per BIP310)."""
+    """The submit's version-bits field, in the job's ``version_bits_form``."""
     ntime: int
     nonce: int
 
@@ -64,7 +64,7 @@ def check_share(
     """Rebuild the header from job and submit fields and evaluate it."""
     builder = JobBuilder(job)
     rolled = job.version if version is None else version
-    bits = version_bits(job.version, rolled, job.version_mask)
+    bits = version_bits(job.version, rolled, job.version_mask, job.version_bits_form)
     prefix = builder.header_prefix(builder.merkle_root(extranonce2), rolled, ntime)
     _check_u32("nonce", nonce)
     header = prefix + struct.pack("<I", nonce)
@@ -75,7 +75,7 @@ def check_work_nonce(work: Work, nonce: int, version: int | None = None) -> Shar
     """Evaluate a chip's nonce for ``work`` (``version`` after chip-side rolling)."""
     job = work.job
     rolled = work.version if version is None else version
-    bits = version_bits(job.version, rolled, job.version_mask)
+    bits = version_bits(job.version, rolled, job.version_mask, job.version_bits_form)
     _check_u32("nonce", nonce)
     _check_u32("ntime", work.ntime)
     if len(work.merkle_root) != 32:

@@ -40,7 +40,7 @@ async def proxied(
     tmp_path: Path, chains: Sequence[ChainPlan] | None = None
 ) -> AsyncIterator[tuple[LocalPool, HostileProxy, Rig]]:
     async with (
-        LocalPool(difficulty=POOL_DIFFICULTY) as pool,
+        LocalPool(strict=True, difficulty=POOL_DIFFICULTY) as pool,
         HostileProxy(pool.host, pool.port) as proxy,
         run_rig(tmp_path, [PoolEntry(proxy.url, "main")], chains) as rig,
     ):
@@ -121,7 +121,7 @@ async def test_duplicated_job_ids(tmp_path: Path) -> None:
 
 async def test_notifications_before_subscribe(tmp_path: Path) -> None:
     async with (
-        LocalPool(difficulty=POOL_DIFFICULTY) as pool,
+        LocalPool(strict=True, difficulty=POOL_DIFFICULTY) as pool,
         HostileProxy(pool.host, pool.port) as proxy,
     ):
         proxy.greeting = [
@@ -141,8 +141,10 @@ async def test_extranonce2_sizes(tmp_path: Path, size: int) -> None:
     """Size 0 is legal (one unit per job, so jobs come every second); 64 exceeds any
     coinbase sanity and must be refused, with mining carrying on at the backup."""
     async with (
-        LocalPool(difficulty=POOL_DIFFICULTY, extranonce2_size=size, job_interval=1) as odd,
-        LocalPool(difficulty=POOL_DIFFICULTY) as backup,
+        LocalPool(
+            strict=True, difficulty=POOL_DIFFICULTY, extranonce2_size=size, job_interval=1
+        ) as odd,
+        LocalPool(strict=True, difficulty=POOL_DIFFICULTY) as backup,
     ):
         pools = [PoolEntry(odd.url, "odd"), PoolEntry(backup.url, "backup")]
         async with run_rig(tmp_path, pools) as rig:

@@ -32,7 +32,7 @@ in the rig's policy, so this leaves a wide margin for a loaded 2-core machine.""
 
 async def test_pool_killed_and_restarted_many_times(tmp_path: Path) -> None:
     async with (
-        LocalPool(difficulty=2.0**-14) as pool,
+        LocalPool(strict=True, difficulty=2.0**-14) as pool,
         run_rig(tmp_path, [PoolEntry(pool.url, "main")]) as rig,
     ):
         await rig.wait_mining(pool, 2)
@@ -51,7 +51,7 @@ async def test_half_open_pool_is_detected_and_left(
 ) -> None:
     """The TCP connection stays open but nothing comes back: silence_timeout (3 s) ends it."""
     async with (
-        LocalPool(difficulty=2.0**-14, job_interval=30) as pool,
+        LocalPool(strict=True, difficulty=2.0**-14, job_interval=30) as pool,
         HostileProxy(pool.host, pool.port) as proxy,
         run_rig(tmp_path, [PoolEntry(proxy.url, "main")]) as rig,
     ):
@@ -70,7 +70,7 @@ async def test_half_open_pool_is_detected_and_left(
 async def test_slow_pool_still_gets_shares(tmp_path: Path) -> None:
     """Every pool line arrives 1.5 s late: slow, but inside the 2 s request timeout."""
     async with (
-        LocalPool(difficulty=2.0**-14) as pool,
+        LocalPool(strict=True, difficulty=2.0**-14) as pool,
         HostileProxy(pool.host, pool.port) as proxy,
     ):
         proxy.delay = 1.5
@@ -82,7 +82,7 @@ async def test_slow_pool_still_gets_shares(tmp_path: Path) -> None:
 
 async def test_reset_mid_line(tmp_path: Path) -> None:
     async with (
-        LocalPool(difficulty=2.0**-14) as pool,
+        LocalPool(strict=True, difficulty=2.0**-14) as pool,
         HostileProxy(pool.host, pool.port) as proxy,
         run_rig(tmp_path, [PoolEntry(proxy.url, "main")]) as rig,
     ):
@@ -99,8 +99,8 @@ async def test_reconnect_to_another_domain_is_refused(
     tmp_path: Path, captured_logs: io.StringIO
 ) -> None:
     async with (
-        LocalPool(difficulty=2.0**-14) as pool,
-        LocalPool(host="127.0.0.2", difficulty=2.0**-14) as elsewhere,
+        LocalPool(strict=True, difficulty=2.0**-14) as pool,
+        LocalPool(strict=True, host="127.0.0.2", difficulty=2.0**-14) as elsewhere,
         run_rig(tmp_path, [PoolEntry(pool.url, "main")]) as rig,
     ):
         await rig.wait_mining(pool, 2)
@@ -115,7 +115,7 @@ async def test_reconnect_to_another_domain_is_refused(
 
 
 async def test_pool_that_rejects_everything(tmp_path: Path) -> None:
-    async with LocalPool(difficulty=2.0**-14) as pool:
+    async with LocalPool(strict=True, difficulty=2.0**-14) as pool:
         pool.reject_all = True
         async with run_rig(tmp_path, [PoolEntry(pool.url, "main")]) as rig:
             await rig.wait_for(lambda: rig.snapshot().dispatch.rejected >= 5, "5 rejects")
@@ -132,8 +132,8 @@ async def test_pool_that_rejects_everything(tmp_path: Path) -> None:
 async def test_failover_while_the_primary_flaps(tmp_path: Path) -> None:
     """Two pools; the primary dies repeatedly: mining moves to the backup and back."""
     async with (
-        LocalPool(difficulty=2.0**-14) as primary,
-        LocalPool(difficulty=2.0**-14) as backup,
+        LocalPool(strict=True, difficulty=2.0**-14) as primary,
+        LocalPool(strict=True, difficulty=2.0**-14) as backup,
     ):
         pools = [PoolEntry(primary.url, "primary"), PoolEntry(backup.url, "backup")]
         chains = [ChainPlan("a", "bm1366", 2), ChainPlan("b", "bm1397", 1, seed=3)]
@@ -154,7 +154,7 @@ async def test_share_whose_reply_was_lost_is_not_credited_twice(tmp_path: Path) 
     got them); a pool must then refuse them as duplicates, never credit them twice.
     """
     async with (
-        LocalPool(difficulty=2.0**-14, session_dedupe=True) as pool,
+        LocalPool(strict=True, difficulty=2.0**-14, session_dedupe=True) as pool,
         HostileProxy(pool.host, pool.port) as proxy,
         run_rig(tmp_path, [PoolEntry(proxy.url, "main")]) as rig,
     ):
@@ -170,6 +170,6 @@ async def test_share_whose_reply_was_lost_is_not_credited_twice(tmp_path: Path) 
         assert await rig.stop() == 0
     assert accepted_twice(pool) == []
     # Refusing a resubmitted copy as a duplicate is the right answer, and only those.
-    duplicates = [r for r in pool.rejected if r.reason == "duplicate share"]
+    duplicates = [r for r in pool.rejected if r.code == 22]
     assert len(duplicates) <= proxy.swallowed
-    assert [r for r in invalid_rejects([pool]) if r.reason != "duplicate share"] == []
+    assert [r for r in invalid_rejects([pool]) if r.code != 22] == []

@@ -88,7 +88,7 @@ async def test_shares_found_while_the_pool_was_half_open_are_credited_after_the_
     ``clean_jobs`` set. The shares found meanwhile on the job being mined were voided,
     although the pool still credits them. The resumed session now keeps that job."""
     async with (
-        LocalPool(difficulty=2.0**-14, job_interval=30, session_dedupe=True) as pool,
+        LocalPool(strict=True, difficulty=2.0**-14, job_interval=30, session_dedupe=True) as pool,
         HostileProxy(pool.host, pool.port) as proxy,
         run_rig(tmp_path, [PoolEntry(proxy.url, "main")]) as rig,
     ):

@@ -113,8 +113,10 @@ async def test_bad_certificates_are_refused(tmp_path: Path, case: str, expected:
         "self-signed": lambda: self_signed_context(tmp_path),
     }[case]()
     async with (
-        LocalPool(host="localhost", ssl_context=context, difficulty=POOL_DIFFICULTY) as bad,
-        LocalPool(difficulty=POOL_DIFFICULTY) as backup,
+        LocalPool(
+            strict=True, host="localhost", ssl_context=context, difficulty=POOL_DIFFICULTY
+        ) as bad,
+        LocalPool(strict=True, difficulty=POOL_DIFFICULTY) as backup,
     ):
         pools = [
             PoolEntry(bad.url, "tls", extra=f'ca_file = "{ca_file}"'),
@@ -137,7 +139,9 @@ async def test_good_certificate_is_accepted(tmp_path: Path) -> None:
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
     context = leaf_context(ca, "localhost")
-    async with LocalPool(host="localhost", ssl_context=context, difficulty=POOL_DIFFICULTY) as tls:
+    async with LocalPool(
+        strict=True, host="localhost", ssl_context=context, difficulty=POOL_DIFFICULTY
+    ) as tls:
         pools = [PoolEntry(tls.url, "tls", extra=f'ca_file = "{ca_file}"')]
         async with run_rig(tmp_path, pools) as rig:
             assert await rig.wait_mining(tls, 3) < RESUME_BOUND
@@ -203,8 +207,8 @@ async def test_secrets_never_leak(
         return companions
 
     async with (
-        LocalPool(difficulty=POOL_DIFFICULTY) as pool,
-        LocalPool(difficulty=POOL_DIFFICULTY) as flaky,
+        LocalPool(strict=True, difficulty=POOL_DIFFICULTY) as pool,
+        LocalPool(strict=True, difficulty=POOL_DIFFICULTY) as flaky,
         Watcher(idle_broker.port, "#", username="miner", password=MQTT_PASSWORD) as mqtt,
     ):
         pools = [

@@ -146,6 +146,7 @@ def test_minimal_config_gets_every_default() -> None:
     assert p.password.reveal() == "x"
     assert (p.ca_file, p.tls_verify, p.suggest_difficulty) == (None, True, None)
     assert (p.extranonce_subscribe, p.version_rolling) == (False, True)
+    assert p.version_bits_form == "xor"
     policy = config.pool_policy
     assert (policy.connect_timeout, policy.silence_timeout) == (10.0, 120.0)
     assert (policy.backoff_initial, policy.backoff_max) == (1.0, 60.0)
@@ -289,6 +290,13 @@ def test_password_in_url_is_masked() -> None:
         ({"suggest_difficulty": 0}, "pools[0].suggest_difficulty", "> 0"),
         ({"suggest_difficulty": "big"}, "pools[0].suggest_difficulty", "not a number"),
         ({"version_rolling": "yes"}, "pools[0].version_rolling", "true or false"),
+        ({"version_bits_form": "or"}, "pools[0].version_bits_form", '"xor" (rolled ^ job'),
+        ({"version_bits_form": 1}, "pools[0].version_bits_form", "not a string"),
+        (
+            {"version_rolling": False, "version_bits_form": "xor"},
+            "pools[0].version_bits_form",
+            "only applies when version_rolling = true",
+        ),
         ({"tls_verify": False}, "pools[0].tls_verify", "only applies to TLS"),
         ({"name": ""}, "pools[0].name", "non-empty"),
     ],
@@ -297,6 +305,22 @@ def test_invalid_pool_fields(keys: dict[str, Any], field: str, fragment: str) ->
     err = error_for(minimal(pools=[pool(**keys)]))
     assert err.field == field
     assert fragment in str(err)
+
+
+def test_version_bits_form_is_read_per_pool() -> None:
+    config = parse_config(
+        minimal(pools=[pool(version_bits_form="Replace"), pool(name="b"), pool(name="c")])
+    )
+    assert [p.version_bits_form for p in config.pools] == ["replace", "xor", "xor"]
+
+
+def test_bad_version_bits_form_message_names_both_forms() -> None:
+    err = error_for(minimal(pools=[pool(version_bits_form="bip310")]))
+    assert str(err) == (
+        "pools[0].version_bits_form: 'bip310' is not a version bits form; expected \"xor\" "
+        '(rolled ^ job version: public-pool, ckpool, DATUM) or "replace" (rolled & mask, '
+        "BIP310's formula: miningcore, the SRI translator)"
+    )
 
 
 def test_missing_user_names_the_key() -> None:

@@ -569,6 +569,23 @@ def test_a_resumed_pools_clean_reannouncement_keeps_the_held_job_only() -> None:
     assert share.job is newest
 
 
+@pytest.mark.parametrize(("form", "expected"), [("xor", 0x040D0000), ("replace", 0x140D0000)])
+def test_share_bits_on_a_regtest_job_follow_the_pools_form(form: str, expected: int) -> None:
+    """Job version 0x30000000 has bit 28 inside the mask: the chip's rolled version keeps
+    it, the XOR form leaves it out (public-pool flips it back in), the replace form sends
+    it (a BIP310 pool copies it)."""
+    job = dataclasses.replace(make_job(), version=0x30000000, version_bits_form=form)
+    dispatcher = mining(job)
+    work = dispatcher.next_work("a", 0.5)
+    assert work is not None
+    rolled = work.version | 0x2068 << 13
+    assert rolled == 0x340D0000
+    [share] = submitted(dispatcher.on_nonce("a", synthetic(work, 1000.0, version=rolled), 1.0))
+    assert share.version_bits == expected
+    rebuilt = 0x30000000 ^ expected if form == "xor" else (0x30000000 & ~MASK) | (expected & MASK)
+    assert rebuilt == rolled
+
+
 def test_a_version_mask_change_applies_to_held_jobs_at_once() -> None:
     """BIP310: the new mask is valid immediately. A nonce on work built before the change,
     rolled in bits only the new mask allows (the chips were reprogrammed), is a share."""

@@ -24,7 +24,7 @@ from stratum_script import (
     subscribe_result,
 )
 
-from stratum_client.errors import WorkError
+from stratum_client.errors import InputError, WorkError
 from stratum_client.protocol import (
     AuthorizationFailed,
     DifficultyChanged,
@@ -410,6 +410,17 @@ def test_submit_without_rolling_refuses_version_bits() -> None:
     with pytest.raises(WorkError, match="mask 00000000"):
         session.submit("1", EN2, 1, 2, 0x2000, now=1.0)
     assert len(sent([session.submit("1", EN2, 1, 2, now=1.0)])[0]["params"]) == 5
+
+
+@pytest.mark.parametrize("form", ["xor", "replace"])
+def test_jobs_carry_the_pools_version_bits_form(form: str) -> None:
+    session, _ = ready_session(version_bits_form=form)
+    assert _job(session.receive_data(notify(TESTNET), 1.0)).version_bits_form == form
+
+
+def test_an_unknown_version_bits_form_is_refused() -> None:
+    with pytest.raises(InputError, match="version_bits_form: must be one of xor, replace"):
+        settings(version_bits_form="or")
 
 
 def test_rolling_jobs_always_send_six_params() -> None:

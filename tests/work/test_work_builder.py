@@ -83,6 +83,17 @@ def test_masks_too_small_for_four_versions_give_one_midstate(mask: int) -> None:
     assert [m.version for m in work.midstates] == [0x20000004]
 
 
+def test_midstates_roll_only_the_mask_bits_the_job_leaves_clear() -> None:
+    """Bit 13 is set in the job version: rolling never clears it (chip-side rolling ORs
+    bits in, and a pool that ORs the submitted bits could not rebuild a cleared bit)."""
+    work = build_work(_job(version=0x20002004), EN2, midstates=4)
+    versions = [m.version for m in work.midstates]
+    assert versions == [0x20002004, 0x20006004, 0x2000A004, 0x2000E004]
+    assert all(v & 0x20002004 == 0x20002004 for v in versions)
+    narrow = build_work(_job(version=0x20002004, version_mask=0x00006000), EN2, midstates=4)
+    assert [m.version for m in narrow.midstates] == [0x20002004]
+
+
 def test_version_and_ntime_overrides() -> None:
     work = build_work(_job(), EN2, version=0x20008004, ntime=0x647025B6)
     assert (work.version, work.ntime) == (0x20008004, 0x647025B6)

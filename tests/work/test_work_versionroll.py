@@ -46,15 +46,32 @@ def test_apply_and_extract_are_inverse() -> None:
     assert version_bits(0x20000004, rolled, 0x1FFFE000) == 0x00002000
 
 
-def test_submitted_bits_are_mask_values_not_a_difference() -> None:
-    """A job version with a mask bit already set: BIP310 needs the value, not the XOR."""
+def test_replace_form_submits_mask_values_not_a_difference() -> None:
+    """A job version with a mask bit already set: BIP310's replace formula needs the value,
+    not the XOR, so the replace form sends the value."""
     job_version, mask = 0x20002000, 0x1FFFE000
     rolled = increment_within_mask(job_version, mask)
     assert rolled == 0x20004000
-    bits = version_bits(job_version, rolled, mask)
+    bits = version_bits(job_version, rolled, mask, "replace")
     assert bits == 0x00004000
     assert bits != (rolled ^ job_version)
+    assert apply_version_bits(job_version, bits, mask, "replace") == rolled
+
+
+def test_xor_form_submits_the_difference() -> None:
+    """The default form is ESP-Miner's ``rolled ^ job``: what an XOR pool needs back."""
+    job_version, mask = 0x20002000, 0x1FFFE000
+    rolled = increment_within_mask(job_version, mask)
+    bits = version_bits(job_version, rolled, mask)
+    assert bits == 0x00006000 == rolled ^ job_version
     assert apply_version_bits(job_version, bits, mask) == rolled
+
+
+def test_an_unknown_form_is_refused() -> None:
+    with pytest.raises(WorkError, match="'or' is not one of xor, replace"):
+        version_bits(0x20000000, 0x20002000, 0x1FFFE000, "or")  # type: ignore[arg-type]
+    with pytest.raises(WorkError, match="not one of"):
+        apply_version_bits(0x20000000, 0x2000, 0x1FFFE000, "")  # type: ignore[arg-type]
 
 
 def test_bits_outside_the_mask_are_refused() -> None:
