@@ -241,7 +241,9 @@ class _Retired:
 
 
 @dataclass(slots=True, eq=False)
-class _Pool:
+class _PoolWork:
+    """The dispatcher's view of one pool: work in force, difficulty and share counters."""
+
     index: int
     name: str = ""
     up: bool = False
@@ -288,7 +290,7 @@ class _Verdict:
     kind: NonceClass
     difficulty: float = 0.0
     bits: int = 0
-    pool: _Pool | None = None
+    pool: _PoolWork | None = None
     meets_pool: bool = False
     """For stale nonces: it would have been a share (so a share is lost)."""
 
@@ -327,8 +329,8 @@ class Dispatcher:
         self._pending_limit = pending_limit
         self._dedupe_window = dedupe_window
         self._job_history = job_history
-        self._pools: dict[int, _Pool] = {}
-        self._source: _Pool | None = None
+        self._pools: dict[int, _PoolWork] = {}
+        self._source: _PoolWork | None = None
         self._programmed_mask: int | None = None
         self._retired: OrderedDict[int, _Retired] = OrderedDict()
         self._pending: OrderedDict[int, Share] = OrderedDict()
@@ -394,7 +396,7 @@ class Dispatcher:
         if pool is self._source:
             _log.info("pool down; queueing shares", pool=pool.name, reason=event.reason)
 
-    def _on_session_event(self, pool: _Pool, event: ev.Event) -> list[Action]:
+    def _on_session_event(self, pool: _PoolWork, event: ev.Event) -> list[Action]:
         match event:
             case ev.NewJob():
                 return self._on_new_job(pool, event)
@@ -409,7 +411,7 @@ class Dispatcher:
                 return self._on_extranonce(pool, event)
         return []
 
-    def _on_new_job(self, pool: _Pool, event: ev.NewJob) -> list[Action]:
+    def _on_new_job(self, pool: _PoolWork, event: ev.NewJob) -> list[Action]:
         job = event.job
         reason = LOST_EXTRANONCE_CHANGED if pool.up else LOST_NOT_RESUMED
         changed = self._adopt_extranonce(pool, job.extranonce1, job.extranonce2_size, reason)
@@ -430,7 +432,7 @@ class Dispatcher:
             actions.extend(self._submit_pending())
         return actions
 
-    def _on_mask(self, pool: _Pool, mask: int) -> list[Action]:
+    def _on_mask(self, pool: _PoolWork, mask: int) -> list[Action]:
         """The pool's mask changed: it applies to held jobs at once (BIP310)."""
         pool.version_mask = mask
         for entry in pool.jobs.values():
@@ -440,7 +442,7 @@ class Dispatcher:
                 entry.builder = None
         return self._mask_action(pool)
 
-    def _on_extranonce(self, pool: _Pool, event: ev.ExtranonceChanged) -> list[Action]:
+    def _on_extranonce(self, pool: _PoolWork, event: ev.ExtranonceChanged) -> list[Action]:
         newest = next(reversed(pool.jobs.values()), None)
         en1, size = event.extranonce1, event.extranonce2_size
         if not self._adopt_extranonce(pool, en1, size, LOST_EXTRANONCE_CHANGED):
@@ -450,21 +452,21 @@ class Dispatcher:
         self._sweep_pending()
         return [FlushChains()] if pool is self._source else []
 
-    def _mask_action(self, pool: _Pool) -> list[Action]:
+    def _mask_action(self, pool: _PoolWork) -> list[Action]:
         if pool is not self._source or pool.version_mask == self._programmed_mask:
             return []
         self._programmed_mask = pool.version_mask
         return [SetVersionMask(pool.version_mask)]
 
-    def _pool(self, index: int) -> _Pool:
+    def _pool(self, index: int) -> _PoolWork:
         pool = self._pools.get(index)
         if pool is None:
-            pool = self._pools[index] = _Pool(index, name=f"pool{index}")
+            pool = self._pools[index] = _PoolWork(index, name=f"pool{index}")
         return pool
 
     # -- the job table ----------------------------------------------------------------
 
-    def _adopt_extranonce(self, pool: _Pool, en1: bytes, size: int, reason: str) -> bool:
+    def _adopt_extranonce(self, pool: _PoolWork, en1: bytes, size: int, reason: str) -> bool:
         """Make ``en1`` the pool's; jobs built on another one are retired. True if any."""
         if pool.extranonce1 == en1 and pool.extranonce2_size == size:
             return False
@@ -474,7 +476,7 @@ class Dispatcher:
         self._retire(pool, other, reason)
         return bool(other)
 
-    def _add_job(self, pool: _Pool, job: Job) -> None:
+    def _add_job(self, pool: _PoolWork, job: Job) -> None:
         current = pool.jobs.get(job.job_id)
         if current is not None:
             if same_work(current.job, job):
@@ -486,7 +488,7 @@ class Dispatcher:
             oldest = next(iter(pool.jobs.values()))
             self._retire(pool, [oldest], None)
 
-    def _counter(self, pool: _Pool, job: Job) -> Extranonce2Counter:
+    def _counter(self, pool: _PoolWork, job: Job) -> Extranonce2Counter:
         """The job id's counter: shared across repeats so no extranonce2 is reused."""
         key = (job.job_id, job.prevhash, job.extranonce2_size)
         counter = pool.counters.get(key)
@@ -498,7 +500,7 @@ class Dispatcher:
             pool.counters.move_to_end(key)
         return counter
 
-    def _retire(self, pool: _Pool, entries: list[_JobEntry], reason: str | None) -> None:
+    def _retire(self, pool: _PoolWork, entries: list[_JobEntry], reason: str | None) -> None:
         for entry in entries:
             if pool.jobs.get(entry.job.job_id) is entry:
                 del pool.jobs[entry.job.job_id]
@@ -519,7 +521,7 @@ class Dispatcher:
             return None
         return entry
 
-    def _retired_pool(self, job: Job) -> _Pool | None:
+    def _retired_pool(self, job: Job) -> _PoolWork | None:
         record = self._retired.get(id(job))
         if record is None or record.job is not job:
             return None
@@ -801,7 +803,7 @@ class Dispatcher:
             devices=tuple(_device_snapshot(unit, now) for unit in self._chains.values()),
         )
 
-    def _pool_snapshot(self, pool: _Pool) -> PoolSnapshot:
+    def _pool_snapshot(self, pool: _PoolWork) -> PoolSnapshot:
         index = pool.index
         return PoolSnapshot(
             index=pool.index,
@@ -851,7 +853,7 @@ def _same_extranonce(job: Job, en1: bytes | None, size: int) -> bool:
     return job.extranonce1 == en1 and job.extranonce2_size == size
 
 
-def _current_difficulty(pool: _Pool) -> float | None:
+def _current_difficulty(pool: _PoolWork) -> float | None:
     if pool.difficulty is not None:
         return pool.difficulty
     newest = next(reversed(pool.jobs.values()), None)

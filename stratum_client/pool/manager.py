@@ -84,8 +84,8 @@ _FAILURES = (Ending.FAILED, Ending.REFUSED, Ending.SILENT, Ending.LOST)
 
 
 @dataclass(slots=True, eq=False)
-class _Pool:
-    """One configured pool: settings plus what outlives a connection."""
+class _PoolSlot:
+    """One configured pool's slot in the manager: settings plus what outlives a connection."""
 
     config: PoolConfig
     settings: SessionSettings
@@ -129,7 +129,9 @@ def _session_job(session: PoolSession, job: Job) -> Job:
 class _Link:
     """One connection and its session, from connect to teardown."""
 
-    def __init__(self, index: int, pool: _Pool, conn: PoolConnection, session: PoolSession) -> None:
+    def __init__(
+        self, index: int, pool: _PoolSlot, conn: PoolConnection, session: PoolSession
+    ) -> None:
         self.index = index
         self.pool = pool
         self.conn = conn
@@ -280,7 +282,7 @@ class PoolManager:
             return False
         return True
 
-    async def _serve(self, index: int, pool: _Pool) -> None:
+    async def _serve(self, index: int, pool: _PoolSlot) -> None:
         conn = await self._connect(index, pool)
         if conn is None:
             return
@@ -297,7 +299,7 @@ class PoolManager:
             self._link = None
             await conn.close(_CLOSE_TIMEOUT)
 
-    async def _connect(self, index: int, pool: _Pool) -> PoolConnection | None:
+    async def _connect(self, index: int, pool: _PoolSlot) -> PoolConnection | None:
         host, port = pool.endpoint
         self._connecting = index
         try:
@@ -570,7 +572,7 @@ class PoolManager:
         for event in events:
             self._emit(event)
 
-    def _count_reject(self, pool: _Pool, kind: SubmitErrorCode) -> None:
+    def _count_reject(self, pool: _PoolSlot, kind: SubmitErrorCode) -> None:
         """Stale is a kind of reject, as in the dispatcher's counters."""
         pool.rejected += 1
         if kind is SubmitErrorCode.JOB_NOT_FOUND:
@@ -616,7 +618,7 @@ class PoolManager:
                 self._probes.add(task)
                 task.add_done_callback(self._probes.discard)
 
-    async def _probe(self, index: int, pool: _Pool) -> None:
+    async def _probe(self, index: int, pool: _PoolSlot) -> None:
         """Probe one pool; move back to it when the policy says its streak is long enough."""
         try:
             ok, detail = await self._probe_pool(pool)
@@ -637,7 +639,7 @@ class PoolManager:
             log.info("higher-priority pool healthy long enough; returning to it", pool=name)
             self._leave_for(target, f"returning to higher-priority pool {name}")
 
-    async def _probe_pool(self, pool: _Pool) -> tuple[bool, str]:
+    async def _probe_pool(self, pool: _PoolSlot) -> tuple[bool, str]:
         """Connect, subscribe, authorize and wait for a job, then hang up."""
         try:
             conn = await open_pool_connection(
@@ -719,9 +721,9 @@ class PoolManager:
         log.info("pool list reloaded", pools=len(self._pools), kept_connection=keep)
         self._wake.set()
 
-    def _carry_over(self, configs: Sequence[PoolConfig]) -> list[_Pool]:
+    def _carry_over(self, configs: Sequence[PoolConfig]) -> list[_PoolSlot]:
         unused = list(self._pools)
-        result: list[_Pool] = []
+        result: list[_PoolSlot] = []
         for config in configs:
             same = next((p for p in unused if p.config == config), None)
             if same is None:
@@ -739,7 +741,7 @@ class PoolManager:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _new_pool(self, config: PoolConfig) -> _Pool:
+    def _new_pool(self, config: PoolConfig) -> _PoolSlot:
         settings = SessionSettings(
             user=config.user,
             password=config.password.reveal(),
@@ -752,9 +754,9 @@ class PoolManager:
             setup_timeout=self._policy.connect_timeout,
             idle_timeout=self._policy.silence_timeout,
         )
-        return _Pool(config, settings)
+        return _PoolSlot(config, settings)
 
-    def _still_wanted(self, index: int, pool: _Pool, *, current: bool = True) -> bool:
+    def _still_wanted(self, index: int, pool: _PoolSlot, *, current: bool = True) -> bool:
         """``pool`` is still configured at ``index`` (and, if ``current``, chosen)."""
         if index >= len(self._pools) or self._pools[index] is not pool:
             return False
@@ -767,7 +769,7 @@ class PoolManager:
     def _enabled_count(self) -> int:
         return sum(self._failover.is_enabled(i) for i in range(len(self._pools)))
 
-    def _note_failure(self, pool: _Pool, reason: str) -> None:
+    def _note_failure(self, pool: _PoolSlot, reason: str) -> None:
         pool.failures += 1
         pool.last_error = reason
         pool.last_failed = True
@@ -780,7 +782,7 @@ class PoolManager:
         except Exception:  # the dispatcher's bug must not take the pool connection down
             log.exception("pool event sink failed", kind=type(event).__name__)
 
-    def _status(self, index: int, pool: _Pool) -> PoolStatus:
+    def _status(self, index: int, pool: _PoolSlot) -> PoolStatus:
         link = self._link
         if link is None or link.index != index or link.pool is not pool:
             link = None
@@ -802,7 +804,7 @@ class PoolManager:
             version_mask=live.session.version_mask if live is not None else 0,
         )
 
-    def _state(self, index: int, pool: _Pool, link: _Link | None) -> str:
+    def _state(self, index: int, pool: _PoolSlot, link: _Link | None) -> str:
         if not self._failover.is_enabled(index):
             return "disabled"
         if link is not None and link.accepting:
