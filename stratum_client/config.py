@@ -32,6 +32,7 @@ from stratum_client.energy.config import EnergyConfig, parse_energy
 from stratum_client.errors import ConfigError
 from stratum_client.eventloop import EVENT_LOOPS, EventLoopChoice
 from stratum_client.logsetup import COMPONENT_LOGGERS, LEVELS
+from stratum_client.mqtt_session import Broker
 from stratum_client.secrets import Secret, read_secret_env, read_secret_file
 from stratum_client.tomlschema import Convert, Table, TableContext
 from stratum_client.work.versionroll import (
@@ -199,6 +200,12 @@ class MqttConfig:
     discovery_prefix: str = "homeassistant"
     interval: float = 10.0
     client_id: str | None = None
+
+    def broker(self, client_suffix: str = "") -> Broker:
+        """The connection part; a second client on the same broker needs its own id."""
+        client_id = f"{self.client_id}{client_suffix}" if self.client_id else None
+        fields = (self.username, self.password, self.tls, self.ca_file, client_id)
+        return Broker(self.host, self.port, *fields)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ from stratum_client.daemon.chain import ChainRunner
 from stratum_client.energy.config import EnergyConfig
 from stratum_client.energy.governor import Decision, Governor
 from stratum_client.energy.ledger import IntervalAccumulator, Ledger, LedgerRow
-from stratum_client.energy.mqtt_signals import BrokerSettings, SignalSubscriber
+from stratum_client.energy.mqtt_signals import SignalSubscriber
 from stratum_client.energy.power import DevicePower
 from stratum_client.energy.signals import SignalBoard
 from stratum_client.errors import StratumClientError
@@ -152,7 +152,7 @@ class EnergyService:
         self.board = SignalBoard(self.energy.signals)
         self.subscriber = SignalSubscriber(
             self.board,
-            BrokerSettings.from_mqtt_config(config.telemetry.mqtt),
+            config.telemetry.mqtt.broker(client_suffix="-energy"),
             backoff_max=reconnect_max,
             clock=self._clocks.now,
         )

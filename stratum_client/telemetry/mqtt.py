@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -91,16 +90,12 @@ class MqttTelemetry:
         self.state_provider = state_provider
         self.control = control
         self.topics = Topics(config.base_topic)
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
         self.keepalive = keepalive
         self.publish_timeout = publish_timeout
         self.command_timeout = command_timeout
         self._clock = clock
-        self._jitter = jitter
-        self.connected = asyncio.Event()
-        self.connections = 0
-        """Sessions established so far (1 + reconnects)."""
+        self.link = mqtt_session.Reconnecting("MQTT broker", backoff_initial, backoff_max, jitter)
+        self.connected = self.link.connected
         self.rounds = 0
         """State publish rounds completed (for health checks and tests)."""
         self._slot: LatestSlot[MinerState] = LatestSlot()
@@ -111,7 +106,6 @@ class MqttTelemetry:
         self._previous: MinerState | None = None
         self._discovered: dict[str, bytes] = {}
         self._config_sent: bytes | None = None
-        self._problem: str | None = None
 
     def push(self, state: MinerState) -> None:
         """Publish this snapshot soon (replacing any not yet sent); never blocks."""
@@ -121,47 +115,23 @@ class MqttTelemetry:
         """Keep a session up until cancelled; commands keep running across sessions."""
         executor = asyncio.create_task(self._execute_commands(), name="mqtt-commands")
         try:
-            await self._reconnect_forever()
+            await self.link.run(self._session)
         finally:
             executor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await executor
 
-    async def _reconnect_forever(self) -> None:
-        delay = self.backoff_initial
-        while True:
-            before = self.connections
-            try:
-                await self._session()
-                self._lost("connection closed")
-            except* aiomqtt.MqttError as group:
-                self._lost(str(group.exceptions[0]) or type(group.exceptions[0]).__name__)
-            except* Exception as group:  # a bug here must not end telemetry for good
-                log.error("MQTT telemetry failed", exc_info=group.exceptions[0])
-                self._lost(f"client error: {group.exceptions[0]!r}")
-            if self.connections > before:
-                delay = self.backoff_initial
-            wait = delay * (0.5 + 0.5 * self._jitter())
-            log.debug("MQTT reconnect", in_seconds=round(wait, 2))
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, self.backoff_max)
+    @property
+    def connections(self) -> int:
+        """Sessions established so far (1 + reconnects)."""
+        return self.link.connections
 
     # ------------------------------------------------------------------ session
 
     def _client(self) -> aiomqtt.Client:
-        context = None
-        if self.config.tls:
-            cafile = str(self.config.ca_file) if self.config.ca_file else None
-            context = ssl.create_default_context(cafile=cafile)
-        password = self.config.password.reveal() if self.config.password else None
         return mqtt_session.make_client(
-            self.config.host,
-            self.config.port,
-            username=self.config.username,
-            password=password,
-            identifier=self.config.client_id,
+            self.config.broker(),
             keepalive=self.keepalive,
-            tls_context=context,
             will=aiomqtt.Will(self.topics.availability, topics.OFFLINE, qos=1, retain=True),
             max_queued_outgoing_messages=1000,
         )
@@ -180,14 +150,10 @@ class MqttTelemetry:
 
     async def _open(self, client: aiomqtt.Client) -> None:
         await self._publish(client, Message(self.topics.availability, topics.ONLINE, True, 1))
-        for topic in (self.topics.commands, self._ha_status):
-            await mqtt_session.bounded(
-                client.subscribe(topic, qos=1), self.publish_timeout, f"subscribe to {topic}"
-            )
+        subscriptions = (self.topics.commands, self._ha_status)
+        await mqtt_session.subscribe(client, subscriptions, qos=1, within=self.publish_timeout)
         self._discovered_reset()
-        self.connections += 1
-        self.connected.set()
-        self._problem = None
+        self.link.established()
         log.info("MQTT telemetry connected", broker=f"{self.config.host}:{self.config.port}")
 
     async def _say_goodbye(self, client: aiomqtt.Client) -> None:
@@ -196,12 +162,6 @@ class MqttTelemetry:
             await mqtt_session.publish(
                 client, self.topics.availability, topics.OFFLINE, qos=1, retain=True, within=1.0
             )
-
-    def _lost(self, why: str) -> None:
-        if self.connected.is_set() or self._problem != why:
-            log.warning("MQTT broker unreachable", reason=why)
-        self.connected.clear()
-        self._problem = why
 
     @property
     def _ha_status(self) -> str:

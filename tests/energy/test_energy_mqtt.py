@@ -12,10 +12,11 @@ import aiomqtt
 import pytest
 from structlog.testing import capture_logs
 
+from stratum_client import mqtt_session
 from stratum_client.config import MqttConfig
 from stratum_client.energy import mqtt_signals
 from stratum_client.energy.governor import Governor, Policy, ThresholdPolicy
-from stratum_client.energy.mqtt_signals import BrokerSettings, SignalSubscriber
+from stratum_client.energy.mqtt_signals import SignalSubscriber
 from stratum_client.energy.power import CHIP_POWER, DevicePower
 from stratum_client.energy.signals import SignalBoard, SignalSpec
 from stratum_client.logsetup import reset_logging
@@ -39,7 +40,7 @@ def governor() -> Governor:
 @contextlib.asynccontextmanager
 async def subscribed(board: SignalBoard, port: int) -> AsyncIterator[SignalSubscriber]:
     subscriber = SignalSubscriber(
-        board, BrokerSettings(port=port), backoff_initial=0.05, backoff_max=0.2
+        board, mqtt_session.Broker(port=port), backoff_initial=0.05, backoff_max=0.2
     )
     task = asyncio.create_task(subscriber.run(), name="energy-signals")
     try:
@@ -221,8 +222,9 @@ async def test_backoff_doubles_with_jitter_and_caps(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(mqtt_signals.aiomqtt, "Client", Refused)
     board = SignalBoard(SPECS)
     jitter = iter([0.0, 1.0, 0.5, 0.0, 1.0, 1.0])
+    broker = mqtt_session.Broker()
     subscriber = SignalSubscriber(
-        board, BrokerSettings(), backoff_initial=1.0, backoff_max=4.0, jitter=lambda: next(jitter)
+        board, broker, backoff_initial=1.0, backoff_max=4.0, jitter=lambda: next(jitter)
     )
     with pytest.raises(asyncio.CancelledError):
         await subscriber.run()
@@ -239,9 +241,9 @@ def test_broker_settings_from_the_telemetry_config() -> None:
         password=Secret("hunter22"),
         client_id="rig1",
     )
-    settings = BrokerSettings.from_mqtt_config(mqtt)
+    settings = mqtt.broker(client_suffix="-energy")
     assert (settings.host, settings.port, settings.tls) == ("ha.local", 8883, True)
-    assert settings.password == "hunter22"
+    assert settings.password == Secret("hunter22")
     assert settings.client_id == "rig1-energy"
     assert "hunter22" not in repr(settings)
 
@@ -249,7 +251,7 @@ def test_broker_settings_from_the_telemetry_config() -> None:
 def test_a_stuck_sensor_is_logged_once_and_its_recovery_once() -> None:
     reset_logging()
     board = SignalBoard(SPECS)
-    subscriber = SignalSubscriber(board, BrokerSettings(), clock=lambda: 1.0)
+    subscriber = SignalSubscriber(board, mqtt_session.Broker(), clock=lambda: 1.0)
     with capture_logs() as logs:
         for _ in range(5):
             subscriber._deliver("home/carbon", b"unavailable")

@@ -40,7 +40,7 @@ async def test_a_cancelled_publisher_always_stops(mosquitto_broker: MosquittoBro
                 publishing = False
             published += 1
 
-    client = mqtt_session.make_client("127.0.0.1", mosquitto_broker.port)
+    client = mqtt_session.make_client(mqtt_session.Broker("127.0.0.1", mosquitto_broker.port))
     async with mqtt_session.session(client):
         for attempt in range(CANCELS):
             task = asyncio.create_task(publish_forever(client))
@@ -77,7 +77,7 @@ async def mute_broker() -> AsyncIterator[int]:
 
 async def test_connect_to_a_mute_broker_fails_within_the_bound() -> None:
     async with mute_broker() as port:
-        client = mqtt_session.make_client("127.0.0.1", port)
+        client = mqtt_session.make_client(mqtt_session.Broker("127.0.0.1", port))
         loop = asyncio.get_running_loop()
         started = loop.time()
         with pytest.raises(aiomqtt.MqttError, match="connect: no answer from the broker"):
