@@ -20,7 +20,6 @@ from typing import Protocol
 import structlog
 
 from stratum_client.asic.base import ChipCounters
-from stratum_client.daemon.stats import HashrateMeter
 from stratum_client.errors import InputError, StratumClientError
 from stratum_client.pool.types import PoolStatus
 from stratum_client.secrets import Secret
@@ -34,7 +33,10 @@ __all__ = [
     "MinerControl",
     "MinerState",
     "MiningState",
+    "PoolShares",
     "PoolStatus",
+    "RateSource",
+    "Reading",
     "StateProvider",
     "call_control",
 ]
@@ -59,6 +61,17 @@ class MiningState(enum.StrEnum):
     PAUSED = "paused"
 
 
+class RateSource(Protocol):
+    """What :meth:`Hashrate.from_meter` reads (the daemon's ``HashrateMeter`` is one).
+
+    A protocol rather than an import, so the API layer never depends on the daemon.
+    """
+
+    def rates(self, now: float) -> dict[str, float]: ...
+
+    def average(self, now: float) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Hashrate:
     """Hashes per second over the standard windows (0.0 until a window has data)."""
@@ -70,7 +83,7 @@ class Hashrate:
     """Since the meter started."""
 
     @classmethod
-    def from_meter(cls, meter: HashrateMeter, now: float) -> Hashrate:
+    def from_meter(cls, meter: RateSource, now: float) -> Hashrate:
         """Read a daemon meter; ``now`` is on the meter's clock."""
         rates = meter.rates(now)
         return cls(rates["1m"], rates["5m"], rates["15m"], meter.average(now))
@@ -144,6 +157,36 @@ class DeviceState:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolShares:
+    """One pool's share figures beyond :class:`PoolStatus`'s counts (cgminer ``pools``)."""
+
+    index: int
+    accepted_difficulty: float = 0.0
+    rejected_difficulty: float = 0.0
+    best_share: float = 0.0
+    last_share_at: float | None = None
+    """Unix time of the last share the pool accepted."""
+    diff1_shares: float = 0.0
+    """Difficulty-1 work done on this pool's jobs (cgminer's ``Diff1 Shares``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One measured value beyond the fixed fields: a board's temperature, fan or power.
+
+    Whatever fills :attr:`MinerState.readings` appears by itself as a Prometheus gauge
+    ``stratum_client_<metric>`` with these labels, as a history series and as a chart
+    on the dashboard. ``metric`` is lower-case words and underscores ending in its unit
+    (``temperature_celsius``, ``fan_rpm``, ``power_watts``).
+    """
+
+    metric: str
+    value: float
+    labels: tuple[tuple[str, str], ...] = ()
+    help: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MinerState:
     """Everything the APIs show, frozen at one instant (``when``)."""
 
@@ -173,6 +216,10 @@ class MinerState:
     last_share_at: float | None = None
     mac_address: str | None = None
     """Only shown if the daemon chooses to; the APIs print a placeholder otherwise."""
+    pool_shares: tuple[PoolShares, ...] = ()
+    """Per-pool share figures, by pool index (absent pools show zeros)."""
+    readings: tuple[Reading, ...] = ()
+    """Sensor values (boards: temperatures, fans, power), see :class:`Reading`."""
 
     @property
     def started_at(self) -> float:
@@ -182,6 +229,18 @@ class MinerState:
     def active_pool(self) -> PoolStatus | None:
         """The pool shares go to now, if any."""
         return next((pool for pool in self.pools if pool.state == "active"), None)
+
+    def shares_of(self, index: int) -> PoolShares:
+        """Pool ``index``'s share figures (zeros when the daemon gave none)."""
+        return next((p for p in self.pool_shares if p.index == index), PoolShares(index))
+
+    @property
+    def chips_by_model(self) -> dict[str, int]:
+        """Chip count per chip model, in device order (a host may mix models)."""
+        counts: dict[str, int] = {}
+        for device in self.devices:
+            counts[device.model] = counts.get(device.model, 0) + device.chips
+        return counts
 
 
 StateProvider = Callable[[], MinerState]
