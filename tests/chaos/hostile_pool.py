@@ -50,6 +50,8 @@ class _Pair:
     upstream: asyncio.StreamWriter
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     submit_ids: set[object] = field(default_factory=set)
+    unanswered: set[object] = field(default_factory=set)
+    """Ids of submits sent upstream whose reply has not been written to the miner."""
 
 
 class HostileProxy:
@@ -76,6 +78,9 @@ class HostileProxy:
         self.swallow_submit_replies = False
         self.swallowed = 0
         """Submit replies withheld from the miner."""
+        self.undelivered = 0
+        """Submits the pool got whose reply never reached the miner: withheld, or still on
+        its way when the connection was closed. A miner may rightly resend each of these."""
         self.connections = 0
         self.injected = 0
         """Hostile lines written to miners (greetings and injections)."""
@@ -189,6 +194,7 @@ class HostileProxy:
                     continue
                 if b'"mining.submit"' in raw:
                     pair.submit_ids.add(_request_id(raw))
+                    pair.unanswered.add(_request_id(raw))
                 pair.upstream.write(raw)
                 await pair.upstream.drain()
 
@@ -208,12 +214,17 @@ class HostileProxy:
                     continue
                 if pair.miner.is_closing():
                     return
-                pair.miner.write(raw)
+                self._deliver(pair, raw)
                 await pair.miner.drain()
 
     def _late(self, pair: _Pair, raw: bytes) -> None:
         if pair in self._pairs and not pair.miner.is_closing():
-            pair.miner.write(raw)
+            self._deliver(pair, raw)
+
+    @staticmethod
+    def _deliver(pair: _Pair, raw: bytes) -> None:
+        pair.miner.write(raw)
+        pair.unanswered.discard(_request_id(raw))
 
     def _remember(self, raw: bytes) -> None:
         if b'"mining.notify"' in raw:
@@ -225,6 +236,8 @@ class HostileProxy:
         if pair not in self._pairs:
             return
         self._pairs.discard(pair)
+        self.undelivered += len(pair.unanswered)
+        pair.unanswered.clear()
         for task in pair.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
