@@ -33,6 +33,7 @@ import random
 from dataclasses import dataclass
 from enum import Enum
 
+from stratum_client.backoff import Backoff
 from stratum_client.config import PoolPolicy
 
 __all__ = [
@@ -90,11 +91,11 @@ class Attempt:
 
 @dataclass(slots=True)
 class _PoolHealth:
+    backoff: Backoff
+    """Decorrelated-jitter pauses between failed attempts; reset by a healthy session."""
     enabled: bool = True
     failures: int = 0
     """Consecutive failures counted towards leaving this pool."""
-    backoff: float = 0.0
-    """The last backoff delay; 0 after a healthy session."""
     retry_at: float = -math.inf
     up_since: float | None = None
     streak_since: float | None = None
@@ -126,7 +127,7 @@ class FailoverPolicy:
         self._rng = rng
         self._threshold = failures_before_switch
         self._stable_after = stable_after
-        self._pools = [_PoolHealth() for _ in range(pool_count)]
+        self._pools = [self._new_health() for _ in range(pool_count)]
         self._current: int | None = 0
         self._pinned = False
         self._next_probe_at: float | None = None
@@ -227,7 +228,7 @@ class FailoverPolicy:
 
     def add_pool(self) -> int:
         """Append a pool at the lowest priority; returns its index."""
-        self._pools.append(_PoolHealth())
+        self._pools.append(self._new_health())
         return len(self._pools) - 1
 
     # -- probing higher-priority pools -------------------------------------------------
@@ -266,7 +267,7 @@ class FailoverPolicy:
         target = min(ready)
         returning = self._pools[target]
         returning.failures = 0
-        returning.backoff = 0.0
+        returning.backoff.reset()
         returning.retry_at = now
         returning.returned_at = now
         self._move(target, now)
@@ -281,8 +282,7 @@ class FailoverPolicy:
     def _fail(self, index: int, now: float, *, hard: bool, at_least: float) -> None:
         health = self._pools[index]
         health.failures = self._threshold if hard else health.failures + 1
-        health.backoff = self._next_backoff(health.backoff)
-        health.retry_at = now + max(health.backoff, at_least)
+        health.retry_at = now + max(health.backoff.next(), at_least)
         health.streak_since = None
         if index == self._current and health.failures >= self._threshold:
             self._judge_return(health, now)
@@ -308,15 +308,17 @@ class FailoverPolicy:
         since = self._pools[index].streak_since
         return since is not None and now - since >= self.required_streak(index)
 
-    def _next_backoff(self, previous: float) -> float:
-        """Decorrelated jitter: random between the base and three times the last delay."""
-        base, cap = self._policy.backoff_initial, self._policy.backoff_max
-        upper = max(base, previous * 3.0)
-        return min(cap, self._rng.uniform(base, upper))
+    def _new_health(self) -> _PoolHealth:
+        policy = self._policy
+        # one seeded source replays a whole failover run, pauses included
+        pauses = Backoff(
+            policy.backoff_initial, policy.backoff_max, "decorrelated", random=self._rng.random
+        )
+        return _PoolHealth(pauses)
 
     def _reset(self, health: _PoolHealth) -> None:
         health.failures = 0
-        health.backoff = 0.0
+        health.backoff.reset()
 
     def _move(self, index: int, now: float) -> None:
         """Make ``index`` current; streaks measured against the old pool no longer count."""
