@@ -13,20 +13,18 @@ import contextlib
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import Self
 
 import structlog
 
 from stratum_client.api import cgminer
 from stratum_client.api.cgminer import Action, ActionKind, RateLimiter, Reply
-from stratum_client.api.listener import close_listener
 from stratum_client.api.model import (
     ControlOutcome,
     MinerControl,
     StateProvider,
     call_control,
 )
+from stratum_client.api.server import Admission, ApiServer, peer_host
 from stratum_client.config import IPNetwork, ListenAddress
 
 __all__ = ["CgminerServer", "client_allowed"]
@@ -49,8 +47,10 @@ def client_allowed(peer: str, allow: Sequence[IPNetwork]) -> bool:
     return any(address.version == net.version and address in net for net in allow)
 
 
-class CgminerServer:
+class CgminerServer(ApiServer):
     """Serves the cgminer API on ``listen`` until :meth:`stop` (or ``async with``)."""
+
+    what = "cgminer API"
 
     def __init__(
         self,
@@ -65,78 +65,57 @@ class CgminerServer:
         max_connections: int = 16,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        option: str = "[api] cgminer_listen",
     ) -> None:
-        self.listen = listen
+        super().__init__(
+            listen, option=option, limiter=limiter, max_connections=max_connections, clock=clock
+        )
         self.allow = tuple(allow)
         self.state_provider = state_provider
         self.control = control
-        self.limiter = limiter or RateLimiter()
         self.read_timeout = read_timeout
         self.control_timeout = control_timeout
-        self.max_connections = max_connections
-        self._clock = clock
         self._wall = wall_clock
-        self._server: asyncio.Server | None = None
-        self._active = 0
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._background: set[asyncio.Task[ControlOutcome]] = set()
 
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0)."""
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("the cgminer API server is not running")
-        return int(self._server.sockets[0].getsockname()[1])
+    def _protocol_factory(self) -> Callable[[], asyncio.BaseProtocol]:
+        loop = asyncio.get_running_loop()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, self.listen.host, self.listen.port, limit=cgminer.MAX_REQUEST * 2
-        )
+        def factory() -> asyncio.BaseProtocol:
+            reader = asyncio.StreamReader(limit=cgminer.MAX_REQUEST * 2, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, self._serve, loop=loop)
+
+        return factory
+
+    async def _started(self) -> None:
         if not self.listen.is_loopback:
             log.warning("cgminer API reachable from the network", listen=str(self.listen))
-        log.info("cgminer API listening", listen=f"{self.listen.host}:{self.port}")
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        await close_listener(self._server, self._handlers)
-        self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handler = asyncio.current_task()
         assert handler is not None
-        self._handlers.add(handler)
-        handler.add_done_callback(self._handlers.discard)
-        peer = _peer(writer)
-        if self._active >= self.max_connections:
+        self.track(handler)
+        peer = peer_host(writer.transport)
+        admission = self.admit(peer)
+        if admission is Admission.BUSY:
             log.warning("cgminer API busy; connection dropped", client=peer)
             await _close(writer)
             return
-        self._active += 1
         try:
-            await self._exchange(reader, writer, peer)
+            await self._exchange(reader, writer, peer, admission)
         except (ConnectionError, TimeoutError) as exc:
             log.debug("cgminer API client went away", client=peer, error=type(exc).__name__)
         except Exception:  # one bad exchange must never take the listener down
             log.exception("cgminer API request failed", client=peer)
         finally:
-            self._active -= 1
+            self.release(admission)
             await _close(writer)
 
     async def _exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        admission: Admission,
     ) -> None:
         data = await self._read(reader)  # even when refusing: unread bytes would reset
         when = int(self._wall())
@@ -149,7 +128,7 @@ class CgminerServer:
             )
             await self._write(writer, failed, when, "")
             return
-        if not self.limiter.allow(peer, self._clock()):
+        if admission is Admission.LIMITED:
             reply: Reply | Action = cgminer.error_reply(
                 cgminer.Code.INVCMD, "Rate limit exceeded", when=when, version=state.version
             )
@@ -177,9 +156,7 @@ class CgminerServer:
     async def _act(self, action: Action, peer: str, when: int, version: str) -> Reply:
         log.info("cgminer privileged command", command=action.kind.value, client=peer)
         if action.replies_first:
-            task = asyncio.create_task(self._run(action), name=f"cgminer-{action.kind.value}")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.track(asyncio.create_task(self._run(action), name=f"cgminer-{action.kind.value}"))
             return cgminer.action_reply(action, ControlOutcome(True), when=when, version=version)
         outcome = await self._run(action)
         if not outcome.ok:
@@ -232,11 +209,6 @@ def _control_call(
         return None
 
     return call
-
-
-def _peer(writer: asyncio.StreamWriter) -> str:
-    info = writer.get_extra_info("peername")
-    return str(info[0]) if isinstance(info, tuple) and info else "unknown"
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

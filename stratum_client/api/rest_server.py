@@ -15,16 +15,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Self
 
 import structlog
 
 from stratum_client.api import rest
-from stratum_client.api.cgminer import RateLimiter
-from stratum_client.api.listener import close_listener
 from stratum_client.api.model import ControlOutcome, MinerControl, StateProvider, call_control
+from stratum_client.api.ratelimit import RateLimiter
 from stratum_client.api.rest import HttpRequest, HttpResponse, RestAction, RestActionKind
+from stratum_client.api.server import Admission, ApiServer, peer_host
 from stratum_client.config import ListenAddress
 from stratum_client.secrets import Secret
 
@@ -35,8 +33,10 @@ log = structlog.get_logger(__name__)
 ControlCall = Callable[[], Awaitable[float | int | None]]
 
 
-class RestServer:
+class RestServer(ApiServer):
     """Serves the AxeOS-compatible API on ``listen`` until :meth:`stop`."""
+
+    what = "REST API"
 
     def __init__(
         self,
@@ -51,59 +51,40 @@ class RestServer:
         control_timeout: float = 60.0,
         max_connections: int = 32,
         clock: Callable[[], float] = time.monotonic,
+        option: str = "[api] rest_listen",
     ) -> None:
-        self.listen = listen
+        super().__init__(
+            listen, option=option, limiter=limiter, max_connections=max_connections, clock=clock
+        )
         self.state_provider = state_provider
         self.control = control
         self.token = token
         self.stats_interval = stats_interval
-        self.limiter = limiter or RateLimiter()
         self.read_timeout = read_timeout
         self.control_timeout = control_timeout
-        self.max_connections = max_connections
         self.history = rest.StatisticsHistory()
-        self._clock = clock
-        self._server: asyncio.Server | None = None
         self._sampler: asyncio.Task[None] | None = None
-        self._active = 0
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._background: set[asyncio.Task[list[ControlOutcome]]] = set()
 
-    @property
-    def port(self) -> int:
-        if self._server is None or not self._server.sockets:
-            raise RuntimeError("the REST API server is not running")
-        return int(self._server.sockets[0].getsockname()[1])
+    def _protocol_factory(self) -> Callable[[], asyncio.BaseProtocol]:
+        loop = asyncio.get_running_loop()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, self.listen.host, self.listen.port, limit=rest.MAX_HEAD
-        )
+        def factory() -> asyncio.BaseProtocol:
+            reader = asyncio.StreamReader(limit=rest.MAX_HEAD, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, self._serve, loop=loop)
+
+        return factory
+
+    async def _started(self) -> None:
         self._sampler = asyncio.create_task(self._sample(), name="rest-statistics")
         writes = "enabled (token)" if self.token else "disabled (read-only)"
-        log.info("REST API listening", listen=f"{self.listen.host}:{self.port}", writes=writes)
+        log.info("REST API writes", writes=writes)
 
-    async def stop(self) -> None:
+    async def _stopping(self) -> None:
         if self._sampler is not None:
             self._sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sampler
             self._sampler = None
-        if self._server is not None:
-            await close_listener(self._server, self._handlers)
-            self._server = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _sample(self) -> None:
         """Feed the statistics ring; a failing provider must not end the sampling."""
@@ -117,30 +98,31 @@ class RestServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handler = asyncio.current_task()
         assert handler is not None
-        self._handlers.add(handler)
-        handler.add_done_callback(self._handlers.discard)
-        peer = _peer(writer)
+        self.track(handler)
+        peer = peer_host(writer.transport)
+        admission = self.admit(peer)
         try:
-            if self._active >= self.max_connections:
+            if admission is Admission.BUSY:
                 await self._send(writer, rest.error(503, "too many connections"), head_only=False)
                 return
-            self._active += 1
-            try:
-                await self._exchange(reader, writer, peer)
-            finally:
-                self._active -= 1
+            await self._exchange(reader, writer, peer, admission)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
             log.debug("REST client went away", client=peer, error=type(exc).__name__)
         except Exception:  # one bad exchange must never take the listener down
             log.exception("REST request failed", client=peer)
         finally:
+            self.release(admission)
             await _close(writer)
 
     async def _exchange(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        admission: Admission,
     ) -> None:
         request = await self._read(reader)  # even when refusing: unread bytes would reset
-        if not self.limiter.allow(peer, self._clock()):
+        if admission is Admission.LIMITED:
             await self._send(writer, rest.error(429, "rate limit exceeded"), head_only=False)
             return
         if isinstance(request, HttpResponse):
@@ -176,9 +158,7 @@ class RestServer:
             return outcome
         log.info("REST write", command=outcome.kind.value, client=peer)
         if outcome.replies_first:
-            task = asyncio.create_task(self._run(outcome), name=f"rest-{outcome.kind.value}")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.track(asyncio.create_task(self._run(outcome), name=f"rest-{outcome.kind.value}"))
             return rest.action_response(outcome, [ControlOutcome(True)])
         results = await self._run(outcome)
         return rest.action_response(outcome, results)
@@ -224,11 +204,6 @@ def _pause(control: MinerControl) -> ControlCall:
         await control.pause("REST API")
 
     return call
-
-
-def _peer(writer: asyncio.StreamWriter) -> str:
-    info = writer.get_extra_info("peername")
-    return str(info[0]) if isinstance(info, tuple) and info else "unknown"
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
