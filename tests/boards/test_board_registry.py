@@ -1,0 +1,49 @@
+"""The board registry finds built-ins through installed entry-point metadata."""
+
+from __future__ import annotations
+
+import pytest
+
+from stratum_client.boards.base import Board, BoardSpec
+from stratum_client.boards.builtin.serial import SerialBoard
+from stratum_client.boards.errors import BoardError, BoardNotFoundError
+from stratum_client.boards.registry import (
+    available_boards,
+    load_board,
+    register_board,
+    unregister_board,
+)
+
+
+def test_serial_board_is_listed_from_entry_points() -> None:
+    assert available_boards()["serial"] == "stratum_client.boards.builtin.serial:SerialBoard"
+    assert load_board("SERIAL") is SerialBoard
+
+
+def test_unknown_board_names_what_is_installed() -> None:
+    with pytest.raises(BoardNotFoundError, match=r"no board named 'nope'.*serial"):
+        load_board("nope")
+
+
+def test_register_refuses_a_taken_name_without_replace() -> None:
+    class Other(SerialBoard):
+        name = "serial"
+
+    with pytest.raises(BoardError, match="taken"):
+        register_board(Other)
+    register_board(Other, replace=True)
+    try:
+        assert load_board("serial") is Other
+    finally:
+        unregister_board("serial")
+    assert load_board("serial") is SerialBoard
+
+
+async def test_serial_board_takes_driver_and_chips_from_config() -> None:
+    spec = BoardSpec(board="serial", ports={"port": "/dev/ttyUSB0"}, driver="bm1366", chips=1)
+    board: Board = SerialBoard(spec)
+    async with board:
+        await board.power_up()
+        assert (await board.readings()).asic_temp_c.ok is False
+    (chain,) = board.chains
+    assert (chain.port, chain.driver, chain.chips) == ("/dev/ttyUSB0", "bm1366", 1)
