@@ -360,6 +360,8 @@ def _bm1368_body(chip_count: int, ticket_diff: float, mask: int) -> list[Step]:
         _all(Reg.IO_DRIVE_STRENGTH, "02111111"),
         *_address(chip_count)[1:],
         *_per_chip(chip_count, core, pause_ms=500),
+        # The reference writes the ticket mask again once every chip is set up.
+        _all(Reg.TICKET_MASK, ticket_mask(ticket_diff), "ticket mask again"),
     ]
 
 
