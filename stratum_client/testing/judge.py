@@ -16,9 +16,15 @@ from typing import Any, Final
 
 import structlog
 
-from stratum_client.testing.template import PoolJob, VersionRule, rebuild_header, rebuilt_version
+from stratum_client.testing.template import (
+    BlockRule,
+    PoolJob,
+    VersionRule,
+    rebuild_header,
+    rebuilt_version,
+)
 from stratum_client.work.hashing import dsha256
-from stratum_client.work.target import share_difficulty
+from stratum_client.work.target import nbits_to_target, share_difficulty
 
 __all__ = ["Hashed", "Judged", "Miner", "Reject", "Rules", "SubmitRecord", "judge", "record"]
 
@@ -54,6 +60,8 @@ class SubmitRecord:
     """The 80-byte header the pool rebuilt, in hex ("" if it never got that far)."""
     hash: str = ""
     """dSHA256 of ``header``, byte-reversed for display ("" likewise)."""
+    block: bool = False
+    """The hash meets the job's network target (accepted or not: a block candidate)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -86,6 +94,7 @@ class Rules:
     strict: bool
     version_rule: VersionRule
     extranonce2_size: int
+    block_rule: BlockRule = "difficulty"
 
 
 class Reject(Exception):  # noqa: N818 - control flow inside the pool, never escapes
@@ -103,6 +112,7 @@ class Hashed:
     digest: bytes
     difficulty: float
     required: float
+    block: bool
 
 
 class Judged(Reject):
@@ -139,7 +149,7 @@ def judge(
         miner.difficulty if rules.strict else min(miner.difficulty, miner.previous_difficulty)
     )
     hashed = _hash(rules, miner, job, (en2, ntime, nonce, bits), required)
-    if hashed.difficulty < required:
+    if hashed.difficulty < required and not (hashed.block and rules.block_rule == "block"):
         raise Judged(23, f"low difficulty share ({hashed.difficulty:.6g})", hashed)
     seen.add(key)
     return hashed
@@ -165,7 +175,8 @@ def _hash(
     version = rebuilt_version(rules.version_rule, job.version, bits_v & 0xFFFFFFFF, mask)
     header = rebuild_header(job, (miner.extranonce1, en2_bytes), ntime_v, nonce_v, version)
     digest = dsha256(header)
-    return Hashed(header, digest, share_difficulty(digest), required)
+    block = int.from_bytes(digest, "little") <= nbits_to_target(job.nbits)
+    return Hashed(header, digest, share_difficulty(digest), required, block)
 
 
 def record(
@@ -195,6 +206,7 @@ def record(
         required=0.0 if hashed is None else hashed.required,
         header="" if hashed is None else hashed.header.hex(),
         hash="" if hashed is None else hashed.digest[::-1].hex(),
+        block=hashed is not None and hashed.block,
     )
     if strict and hashed is not None:
         log.info(
@@ -208,5 +220,6 @@ def record(
             required=hashed.required,
             accepted=kept.accepted,
             code=code,
+            block=kept.block,
         )
     return kept

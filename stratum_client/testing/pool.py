@@ -22,12 +22,13 @@ MiningJob.ts), so a miner that passes here is not merely passing a lenient test 
 * a vardiff step every ``vardiff_interval`` seconds may send ``set_difficulty`` and a
   clean job, as public-pool's 60-second ``checkDifficulty`` does;
 * stale jobs get ``[21, "Job not found"]``, duplicates ``[22, "Duplicate share"]``, low
-  shares ``[23, "Difficulty too low"]``, with public-pool's wording;
+  shares ``[23, "Difficulty too low"]`` even when they are blocks (difficulty first: with
+  ``nbits=REGTEST_NBITS`` most nonces are), with public-pool's wording;
 * and, as ckpool's share log does, every share is logged with the header and the hash
   the pool computed (event ``local pool share``).
 
-This module holds the Stratum conversation and the test hooks; ``template`` (jobs, header
-rebuilding), ``judge`` (a submit's verdict), ``vardiff`` and ``server`` (lines) the rest.
+Here: the conversation and test hooks; ``template``, ``judge``, ``sessions``, ``vardiff``
+and ``server`` (jobs, verdicts, resumable sessions, vardiff steps, lines) hold the rest.
 """
 
 from __future__ import annotations
@@ -52,18 +53,28 @@ from stratum_client.testing.judge import (
     record,
 )
 from stratum_client.testing.server import LineServer
+from stratum_client.testing.sessions import Sessions
 from stratum_client.testing.template import (
     GRANTED_MASK,
+    MAINNET_NBITS,
     MAINNET_VERSION,
+    REGTEST_NBITS,
     REGTEST_VERSION,
+    BlockRule,
     PoolJob,
     VersionRule,
 )
-from stratum_client.testing.vardiff import PUBLIC_POOL_VARDIFF_INTERVAL, vardiff_step
+from stratum_client.testing.vardiff import (
+    PUBLIC_POOL_VARDIFF_INTERVAL,
+    close_window,
+    vardiff_step,
+)
 
 __all__ = [
     "PUBLIC_POOL_VARDIFF_INTERVAL",
+    "REGTEST_NBITS",
     "REGTEST_VERSION",
+    "BlockRule",
     "LocalPool",
     "PoolJob",
     "SubmitRecord",
@@ -92,13 +103,17 @@ class LocalPool(LineServer):
         version_rule: VersionRule | None = None,
         vardiff_interval: float | None = None,
         vardiff_share_interval: float = 10.0,
+        nbits: int = MAINNET_NBITS,
+        block_rule: BlockRule | None = None,
     ) -> None:
         """``strict`` judges like public-pool (see the module docstring); ``version``
         (default 0x30000000 strict, 0x20000000 otherwise) and ``version_rule`` (default
         ``xor`` strict, ``replace`` otherwise) can be set on their own. ``vardiff_interval``
         turns on vardiff steps (strict mode only; public-pool's is
         :data:`PUBLIC_POOL_VARDIFF_INTERVAL`), aiming at a share every
-        ``vardiff_share_interval`` seconds."""
+        ``vardiff_share_interval`` seconds. ``nbits`` is the network target jobs announce
+        (:data:`REGTEST_NBITS` makes nearly every nonce a block candidate); ``block_rule``
+        (default ``difficulty`` strict, ``block`` otherwise) is what is checked first."""
         if vardiff_interval is not None and not (strict and vardiff_interval > 0):
             raise ValueError("vardiff_interval needs strict=True and a positive interval")
         super().__init__(host, port, ssl_context, difficulty)
@@ -109,10 +124,11 @@ class LocalPool(LineServer):
         connection: a share resent on a resumed session after its reply was lost is
         then refused as a duplicate rather than credited twice."""
         self.strict = strict
-        self.version = (
-            (REGTEST_VERSION if strict else MAINNET_VERSION) if version is None else version
-        )
+        default_version = REGTEST_VERSION if strict else MAINNET_VERSION
+        self.version = default_version if version is None else version
         self.version_rule: VersionRule = version_rule or ("xor" if strict else "replace")
+        self.nbits = nbits
+        self.block_rule: BlockRule = block_rule or ("difficulty" if strict else "block")
         self.vardiff_interval = vardiff_interval
         self.vardiff_share_interval = vardiff_share_interval
         self.vardiff_steps: list[tuple[str, float, float]] = []
@@ -120,14 +136,11 @@ class LocalPool(LineServer):
         self.submits: list[SubmitRecord] = []
         self.reject_all = False
         self._jobs: OrderedDict[str, PoolJob] = OrderedDict()
-        self._sessions: dict[str, bytes] = {}
-        self._seen: dict[str, set[tuple[str, ...]]] = {}
-        """Shares accepted per session: a resumed session's resubmits are duplicates."""
+        self._sessions = Sessions()
         self._ticker: asyncio.Task[None] | None = None
         self._vardiff: asyncio.Task[None] | None = None
         self._block = 0
         self._job_seq = 0
-        self._next_session = 0
         self.new_block()
 
     # -- lifecycle -----------------------------------------------------------------
@@ -161,6 +174,11 @@ class LocalPool(LineServer):
         return [s for s in self.submits if not s.accepted]
 
     @property
+    def blocks(self) -> list[SubmitRecord]:
+        """Accepted submits whose hash met the network target: blocks the pool took."""
+        return [s for s in self.submits if s.accepted and s.block]
+
+    @property
     def jobs_issued(self) -> int:
         """Jobs announced so far (new blocks and new jobs alike); only ever grows."""
         return self._job_seq
@@ -170,7 +188,7 @@ class LocalPool(LineServer):
         self._block += 1
         self._jobs.clear()
         if self.strict:  # public-pool forgets its duplicate hashes with the jobs
-            self._seen.clear()
+            self._sessions.forget_shares()
             for client in self._clients:
                 client.seen.clear()
         return self._issue(clean=True)
@@ -184,7 +202,7 @@ class LocalPool(LineServer):
         self._job_seq += 1
         prevhash = hashlib.sha256(b"local-pool-block-%d" % self._block).digest()
         ntime = 0x647025B5 + self._job_seq
-        job = PoolJob(f"{self._job_seq:x}", prevhash, ntime, clean, self.version)
+        job = PoolJob(f"{self._job_seq:x}", prevhash, ntime, clean, self.version, self.nbits)
         self._jobs[job.job_id] = job
         while len(self._jobs) > _KEPT_JOBS:
             self._jobs.popitem(last=False)
@@ -226,13 +244,9 @@ class LocalPool(LineServer):
     async def set_extranonce(self) -> None:
         """Give every client a fresh extranonce1 (as a proxy reshuffle would)."""
         for client in list(self._clients):
-            client.extranonce1 = self._fresh_extranonce1()
-            self._sessions[client.session_id] = client.extranonce1
-            self._notify(
-                client,
-                "mining.set_extranonce",
-                [client.extranonce1.hex(), self.extranonce2_size],
-            )
+            self._sessions.renew_extranonce1(client)
+            params = [client.extranonce1.hex(), self.extranonce2_size]
+            self._notify(client, "mining.set_extranonce", params)
             job = next(reversed(self._jobs.values()))
             self._notify(client, "mining.notify", job.notify_params())
         await self._drain_all()
@@ -262,10 +276,7 @@ class LocalPool(LineServer):
         """public-pool's checkDifficulty: a new difficulty is sent, then a clean job."""
         if not client.authorized:
             return
-        shares, total = client.window_shares, client.window_difficulty
-        seconds = max(now - client.window_start, 1e-3)
-        client.window_shares, client.window_difficulty, client.window_start = 0, 0.0, now
-        new = vardiff_step(client.difficulty, shares, total, seconds, self.vardiff_share_interval)
+        new = close_window(client, now, self.vardiff_share_interval)
         if new is None:
             return
         self.vardiff_steps.append((client.session_id, client.difficulty, new))
@@ -314,13 +325,7 @@ class LocalPool(LineServer):
 
     def _on_subscribe(self, client: Miner, params: list[Any]) -> list[Any]:
         wanted = params[1] if len(params) > 1 and isinstance(params[1], str) else None
-        if wanted and wanted in self._sessions:
-            client.session_id = wanted
-        else:
-            self._next_session += 1
-            client.session_id = f"{self._next_session:08x}"
-            self._sessions[client.session_id] = self._fresh_extranonce1()
-        client.extranonce1 = self._sessions[client.session_id]
+        self._sessions.subscribe(client, wanted)
         client.subscribed = True
         return [
             [["mining.set_difficulty", client.session_id], ["mining.notify", client.session_id]],
@@ -357,9 +362,6 @@ class LocalPool(LineServer):
         job = next(reversed(self._jobs.values()))
         self._notify(client, "mining.notify", [*job.notify_params()[:-1], True])
 
-    def _fresh_extranonce1(self) -> bytes:
-        return hashlib.sha256(b"en1-%d-%f" % (len(self._sessions), time.monotonic())).digest()[:4]
-
     # -- share validation ----------------------------------------------------------
 
     def _on_submit(self, client: Miner, params: list[Any]) -> bool:
@@ -381,10 +383,8 @@ class LocalPool(LineServer):
             raise Reject(24, "unauthorized worker")
         if self.reject_all:
             raise Reject(20, "rejecting everything (test)")
-        seen = (
-            self._seen.setdefault(client.session_id, set()) if self.session_dedupe else client.seen
-        )
-        rules = Rules(self.strict, self.version_rule, self.extranonce2_size)
+        seen = self._sessions.seen(client.session_id) if self.session_dedupe else client.seen
+        rules = Rules(self.strict, self.version_rule, self.extranonce2_size, self.block_rule)
         return judge(rules, client, self._jobs, seen, params)
 
     def _keep(

@@ -17,8 +17,11 @@ from stratum_client.work.merkle import merkle_root
 
 __all__ = [
     "GRANTED_MASK",
+    "MAINNET_NBITS",
     "MAINNET_VERSION",
+    "REGTEST_NBITS",
     "REGTEST_VERSION",
+    "BlockRule",
     "PoolJob",
     "VersionRule",
     "rebuild_header",
@@ -61,6 +64,14 @@ GRANTED_MASK: Final = 0x1FFFE000
 
 REGTEST_VERSION: Final = 0x30000000
 """Bitcoin Core's regtest template version (testdummy's bit 28 set): strict mode's default."""
+REGTEST_NBITS: Final = 0x207FFFFF
+"""Bitcoin Core's regtest nbits (network difficulty 4.66e-10): nearly every nonce a chip
+reports is a block candidate, most of them below any pool difficulty."""
+
+BlockRule = Literal["difficulty", "block"]
+"""What a pool checks first: ``difficulty`` refuses a share below the session difficulty
+even if it is a block (public-pool); ``block`` takes a block whatever the difficulty
+(ckpool, miningcore, node-stratum-pool)."""
 
 VersionRule = Literal["replace", "xor", "or"]
 """How the pool turns submitted version bits into the header version: ``replace`` is
@@ -78,6 +89,8 @@ class PoolJob:
     clean: bool
     version: int = MAINNET_VERSION
     """The template version the job announces (and the pool rebuilds headers from)."""
+    nbits: int = MAINNET_NBITS
+    """The network target the job announces."""
 
     def notify_params(self) -> list[Any]:
         return [
@@ -87,7 +100,7 @@ class PoolJob:
             COINB2.hex(),
             [b.hex() for b in BRANCH],
             f"{self.version:08x}",
-            f"{MAINNET_NBITS:08x}",
+            f"{self.nbits:08x}",
             f"{self.ntime:08x}",
             self.clean,
         ]
@@ -109,4 +122,4 @@ def rebuild_header(
     as the pool rebuilds it."""
     coinbase = build_coinbase(COINB1, extranonce[0], extranonce[1], COINB2)
     root = merkle_root(dsha256(coinbase), BRANCH)
-    return build_header(version, job.prevhash, root, ntime, MAINNET_NBITS, nonce)
+    return build_header(version, job.prevhash, root, ntime, job.nbits, nonce)

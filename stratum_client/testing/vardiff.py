@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from typing import Final
 
-__all__ = ["PUBLIC_POOL_VARDIFF_INTERVAL", "vardiff_step"]
+from stratum_client.testing.judge import Miner
+
+__all__ = ["PUBLIC_POOL_VARDIFF_INTERVAL", "close_window", "vardiff_step"]
 
 PUBLIC_POOL_VARDIFF_INTERVAL: Final = 60.0
 """Seconds between public-pool's difficulty checks; pass it as ``vardiff_interval``."""
@@ -34,3 +36,11 @@ def vardiff_step(
             return None
     new = max(_VARDIFF_MIN, 2.0 ** math.floor(math.log2(wanted)))
     return None if new == current else new
+
+
+def close_window(miner: Miner, now: float, share_interval: float) -> float | None:
+    """End ``miner``'s vardiff window at ``now`` (a new one opens); the step's result."""
+    shares, total = miner.window_shares, miner.window_difficulty
+    seconds = max(now - miner.window_start, 1e-3)
+    miner.window_shares, miner.window_difficulty, miner.window_start = 0, 0.0, now
+    return vardiff_step(miner.difficulty, shares, total, seconds, share_interval)
