@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import cast
@@ -145,8 +146,8 @@ def _unknown_model(model: str) -> str:
 class _Table(Table):
     """A table of the ``[energy]`` section, with the optional-value readers it needs."""
 
-    def __init__(self, data: object, path: str, known: tuple[str, ...]) -> None:
-        super().__init__(data, path, known, _NO_FILES)
+    def __init__(self, data: object, path: str, known: tuple[str, ...], ctx: TableContext) -> None:
+        super().__init__(data, path, known, ctx)
 
     def has(self, name: str) -> bool:
         return name in self.data
@@ -154,10 +155,9 @@ class _Table(Table):
     def number(
         self, name: str, default: float | None, lo: float = -math.inf, lo_open: bool = False
     ) -> float | None:
-        value = self.data.get(name)
-        if value is None:
+        if self.data.get(name) is None:
             return default
-        return ts.number(lo, lo_open=lo_open)(self.key(name), value)
+        return self.get(name, ts.number(lo, lo_open=lo_open), default)
 
     def required(self, name: str, lo: float = -math.inf, lo_open: bool = False) -> float:
         return self.require(name, ts.number(lo, lo_open=lo_open), "a number")
@@ -169,12 +169,7 @@ class _Table(Table):
         return self.optional(name, ts.text)
 
     def table(self, name: str, known: tuple[str, ...]) -> _Table:
-        return _Table(self.data.get(name, {}), self.key(name), known)
-
-
-_NO_FILES = TableContext(Path.cwd(), {})
-"""The energy section names no files relative to the config (the ledger path is absolute
-or under the state directory), so its tables need no base directory or environment."""
+        return _Table(self.data.get(name, {}), self.key(name), known, self.ctx)
 
 
 def _signal(t: _Table, name: str) -> SignalSpec:
@@ -202,7 +197,12 @@ def _signal(t: _Table, name: str) -> SignalSpec:
 
 
 def _signals(t: _Table) -> tuple[SignalSpec, ...]:
-    return tuple(_signal(t.table(name, _SIGNAL_KEYS), name) for name in t.data)
+    read = [t.ctx.problems.attempt(partial(_named_signal, t, name), None) for name in t.data]
+    return tuple(spec for spec in read if spec is not None)
+
+
+def _named_signal(t: _Table, name: str) -> SignalSpec:
+    return _signal(t.table(name, _SIGNAL_KEYS), name)
 
 
 def _device(t: _Table, name: str) -> DeviceEnergyConfig:
@@ -227,8 +227,12 @@ def _devices(t: _Table, known: Collection[str] | None) -> dict[str, DeviceEnergy
     for name in t.data:
         if known is not None and name not in known:
             listing = ", ".join(sorted(known)) or "none"
-            raise ConfigError(t.key(name), f"no [[devices]] entry is named so (have: {listing})")
-        devices[name] = _device(t.table(name, _DEVICE_KEYS), name)
+            t.note(ConfigError(t.key(name), f"no [[devices]] entry is named so (have: {listing})"))
+            continue
+        read = partial(_device, t.table(name, _DEVICE_KEYS), name)
+        device = t.ctx.problems.attempt(read, None)
+        if device is not None:
+            devices[name] = device
     return devices
 
 
@@ -309,21 +313,38 @@ def _cross_check(policy: Policy, signals: tuple[SignalSpec, ...]) -> None:
 
 
 def parse_energy(
-    data: Mapping[str, object], device_names: Collection[str] | None = None
+    data: Mapping[str, object],
+    device_names: Collection[str] | None = None,
+    *,
+    problems: ts.Problems | None = None,
 ) -> EnergyConfig:
-    """Validate the ``[energy]`` table; ``device_names`` lets device sections be checked."""
-    top = _Table(data, "energy", _TOP_KEYS)
-    policy = _policy(top)
+    """Validate the ``[energy]`` table; ``device_names`` lets device sections be checked.
+
+    Problems go to ``problems`` when given (the caller raises them with the rest of the
+    file's); otherwise every problem found is raised here as one :class:`ConfigError`.
+    """
+    # The energy section names no files relative to the config (the ledger path is
+    # absolute or under the state directory): no base directory or environment needed.
+    ctx = TableContext(Path.cwd(), {}, problems or ts.Problems())
+    attempt = ctx.problems.attempt
+    top = _Table(data, "energy", _TOP_KEYS, ctx)
+    policy = attempt(partial(_policy, top), None)
     raw_devices = top.data.get("devices", {})
     names = tuple(raw_devices) if isinstance(raw_devices, Mapping) else ()
-    devices = _devices(top.table("devices", names), device_names)
-    site = _signals(top.table("signals", SITE_SIGNALS))
+    devices: dict[str, DeviceEnergyConfig]
+    devices = attempt(lambda: _devices(top.table("devices", names), device_names), {})
+    site: tuple[SignalSpec, ...]
+    site = attempt(lambda: _signals(top.table("signals", SITE_SIGNALS)), ())
     device_signals = tuple(d.power for d in devices.values() if d.power is not None)
-    _cross_check(policy, site)
-    return EnergyConfig(
+    if policy is not None:
+        attempt(partial(_cross_check, policy, site), None)
+    energy = EnergyConfig(
         enabled=top.boolean("enabled", bool(data)),
-        policy=policy,
+        policy=policy or Policy(),
         signals=site + device_signals,
         devices=MappingProxyType(devices),
-        ledger=_ledger(top.table("ledger", _LEDGER_KEYS)),
+        ledger=attempt(lambda: _ledger(top.table("ledger", _LEDGER_KEYS)), LedgerConfig()),
     )
+    if problems is None:
+        ctx.problems.check()
+    return energy
