@@ -326,12 +326,18 @@ def parse_config(
     try:
         return _build(data, source, ctx)
     except ConfigError as exc:
-        if isinstance(text_or_dict, str):
-            lines = key_lines(text_or_dict)
-            for error in exc.errors:
-                error.line = locate(error.field, lines)
-        exc.add_note(f"in {source}")
-        raise
+        error = _with_lines(exc, text_or_dict) if isinstance(text_or_dict, str) else exc
+        error.add_note(f"in {source}")
+        raise error from None
+
+
+def _with_lines(exc: ConfigError, text: str) -> ConfigError:
+    """``exc`` with each problem's line filled in, listed top to bottom as in the file."""
+    lines = key_lines(text)
+    for error in exc.errors:
+        error.line = locate(error.field, lines)
+    ordered = sorted(exc.errors, key=lambda e: e.line or len(text))
+    return exc if ordered == list(exc.errors) else ConfigError.of(ordered)
 
 
 def load_config(

@@ -78,10 +78,12 @@ def test_one_mistake_stays_one_error() -> None:
 def test_a_missing_key_points_at_its_table_and_the_rest_is_still_read() -> None:
     text = THREE_MISTAKES.replace('user = "bc1qexample.worker"\n', "")
     fields = [(e.field, e.line) for e in _errors_of(text).errors]
-    assert fields[0] == ("pools[0].pasword", 6)  # one line up: the user line is gone
-    assert ("pools[0].user", 4) in fields  # absent: the [[pools]] header
-    assert ("devices[0].chips", 11) in fields
-    assert ("api.rest_listen", 14) in fields
+    assert fields == [  # listed top to bottom, as in the file
+        ("pools[0].user", 4),  # absent: the [[pools]] header
+        ("pools[0].pasword", 6),  # one line up: the user line is gone
+        ("devices[0].chips", 11),
+        ("api.rest_listen", 14),
+    ]
 
 
 def test_errors_from_every_section_are_collected() -> None:
