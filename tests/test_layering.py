@@ -34,7 +34,9 @@ CORE_FILES = (
     "stratum_client/energy/signals.py",
     "stratum_client/energy/power.py",
     "stratum_client/energy/governor.py",
+    "stratum_client/energy/policy.py",
     "stratum_client/energy/ledger.py",
+    "stratum_client/energy/intervals.py",
 )
 FORBIDDEN = {
     "asyncio",

@@ -42,7 +42,8 @@ from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
 from stratum_client.daemon.chain import ChainRunner
 from stratum_client.energy.config import EnergyConfig
 from stratum_client.energy.governor import Decision, Governor
-from stratum_client.energy.ledger import IntervalAccumulator, Ledger, LedgerRow
+from stratum_client.energy.intervals import IntervalAccumulator, LedgerRow
+from stratum_client.energy.ledger import Ledger
 from stratum_client.energy.mqtt_signals import SignalSubscriber
 from stratum_client.energy.power import DevicePower
 from stratum_client.energy.signals import SignalBoard

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import cast
 
 from stratum_client import tomlschema as ts
-from stratum_client.energy.governor import (
+from stratum_client.energy.policy import (
     FAIL_SAFES,
     MODES,
     Mode,
