@@ -143,86 +143,60 @@ def _unknown_model(model: str) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-class _Table(Table):
-    """A table of the ``[energy]`` section, with the optional-value readers it needs."""
-
-    def __init__(self, data: object, path: str, known: tuple[str, ...], ctx: TableContext) -> None:
-        super().__init__(data, path, known, ctx)
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def number(
-        self, name: str, default: float | None, lo: float = -math.inf, lo_open: bool = False
-    ) -> float | None:
-        if self.data.get(name) is None:
-            return default
-        return self.get(name, ts.number(lo, lo_open=lo_open), default)
-
-    def required(self, name: str, lo: float = -math.inf, lo_open: bool = False) -> float:
-        return self.require(name, ts.number(lo, lo_open=lo_open), "a number")
-
-    def boolean(self, name: str, default: bool) -> bool:
-        return self.get(name, ts.boolean, default)
-
-    def text(self, name: str) -> str | None:
-        return self.optional(name, ts.text)
-
-    def table(self, name: str, known: tuple[str, ...]) -> _Table:
-        return _Table(self.data.get(name, {}), self.key(name), known, self.ctx)
+_ANY = ts.number(-math.inf)
+_POSITIVE = ts.number(0, lo_open=True)
+_NON_NEGATIVE = ts.number(0)
 
 
-def _signal(t: _Table, name: str) -> SignalSpec:
-    topic = t.text("topic")
-    if topic is None:
-        raise ConfigError(t.key("topic"), "is missing; expected the MQTT topic to read")
+def _signal(t: Table, name: str) -> SignalSpec:
+    topic = t.require("topic", ts.text, "the MQTT topic to read")
     if any(c in topic for c in "+#\x00"):
         raise ConfigError(t.key("topic"), f"{topic!r} has a wildcard; expected one topic")
-    path_text = t.text("path")
+    path_text = t.optional("path", ts.text)
     try:
         path = parse_path(path_text) if path_text is not None else ()
     except ValueError as exc:
         raise ConfigError(t.key("path"), str(exc)) from None
-    scale = t.number("scale", 1.0)
+    scale = t.get("scale", _ANY, 1.0)
     if scale == 0:
         raise ConfigError(t.key("scale"), "0 would make every reading zero")
     return SignalSpec(
         name=name,
         topic=topic,
         path=path,
-        scale=cast("float", scale),
-        invert=t.boolean("invert", False),
-        max_age=cast("float", t.number("max_age", 60.0, 0.0, lo_open=True)),
+        scale=scale,
+        invert=t.get("invert", ts.boolean, False),
+        max_age=t.get("max_age", _POSITIVE, 60.0),
     )
 
 
-def _signals(t: _Table) -> tuple[SignalSpec, ...]:
+def _signals(t: Table) -> tuple[SignalSpec, ...]:
     read = [t.ctx.problems.attempt(partial(_named_signal, t, name), None) for name in t.data]
     return tuple(spec for spec in read if spec is not None)
 
 
-def _named_signal(t: _Table, name: str) -> SignalSpec:
+def _named_signal(t: Table, name: str) -> SignalSpec:
     return _signal(t.table(name, _SIGNAL_KEYS), name)
 
 
-def _device(t: _Table, name: str) -> DeviceEnergyConfig:
+def _device(t: Table, name: str) -> DeviceEnergyConfig:
     power = None
-    if t.has("power"):
+    if "power" in t.data:
         power = _signal(t.table("power", _SIGNAL_KEYS), device_power_signal(name))
     return DeviceEnergyConfig(
         name=name,
-        chip_model=t.text("chip_model"),
-        watts_per_chip_at_default=t.number("watts_per_chip_at_default", None, 0, lo_open=True),
-        static_watts=t.number("static_watts", None, 0),
-        idle_watts=cast("float", t.number("idle_watts", 0.0, 0)),
-        voltage_mv=t.number("voltage_mv", None, 0, lo_open=True),
-        min_frequency_mhz=t.number("min_frequency_mhz", None, 0, lo_open=True),
-        max_frequency_mhz=t.number("max_frequency_mhz", None, 0, lo_open=True),
+        chip_model=t.optional("chip_model", ts.text),
+        watts_per_chip_at_default=t.optional("watts_per_chip_at_default", _POSITIVE),
+        static_watts=t.optional("static_watts", _NON_NEGATIVE),
+        idle_watts=t.get("idle_watts", _NON_NEGATIVE, 0.0),
+        voltage_mv=t.optional("voltage_mv", _POSITIVE),
+        min_frequency_mhz=t.optional("min_frequency_mhz", _POSITIVE),
+        max_frequency_mhz=t.optional("max_frequency_mhz", _POSITIVE),
         power=power,
     )
 
 
-def _devices(t: _Table, known: Collection[str] | None) -> dict[str, DeviceEnergyConfig]:
+def _devices(t: Table, known: Collection[str] | None) -> dict[str, DeviceEnergyConfig]:
     devices = {}
     for name in t.data:
         if known is not None and name not in known:
@@ -236,7 +210,7 @@ def _devices(t: _Table, known: Collection[str] | None) -> dict[str, DeviceEnergy
     return devices
 
 
-def _modes(t: _Table) -> tuple[Mode, ...]:
+def _modes(t: Table) -> tuple[Mode, ...]:
     raw = t.data.get("mode", "always")
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(m, str) for m in items):
@@ -249,25 +223,24 @@ def _modes(t: _Table) -> tuple[Mode, ...]:
     return tuple(cast("list[Mode]", items))
 
 
-def _threshold(t: _Table, name: str, limit_key: str, needed: bool) -> ThresholdPolicy | None:
+def _threshold(t: Table, name: str, limit_key: str, needed: bool) -> ThresholdPolicy | None:
     table = t.table(name, (limit_key, "margin"))
     if not needed and not table.data:
         return None
-    limit = table.required(limit_key, 0)
-    margin = table.number("margin", 0.05 * limit, 0)
-    return ThresholdPolicy(limit, cast("float", margin))
+    limit = table.require(limit_key, _NON_NEGATIVE, "a number")
+    return ThresholdPolicy(limit, table.get("margin", _NON_NEGATIVE, 0.05 * limit))
 
 
-def _surplus(t: _Table) -> SurplusPolicy:
+def _surplus(t: Table) -> SurplusPolicy:
     s = t.table("surplus", ("margin_w", "reserve_w", "net_of_miner"))
     return SurplusPolicy(
-        margin_w=cast("float", s.number("margin_w", 5.0, 0)),
-        reserve_w=cast("float", s.number("reserve_w", 0.0, 0)),
-        net_of_miner=s.boolean("net_of_miner", True),
+        margin_w=s.get("margin_w", _NON_NEGATIVE, 5.0),
+        reserve_w=s.get("reserve_w", _NON_NEGATIVE, 0.0),
+        net_of_miner=s.get("net_of_miner", ts.boolean, True),
     )
 
 
-def _policy(t: _Table) -> Policy:
+def _policy(t: Table) -> Policy:
     modes = _modes(t)
     fail_safe = t.data.get("fail_safe", "pause")
     if fail_safe not in FAIL_SAFES:
@@ -277,22 +250,22 @@ def _policy(t: _Table) -> Policy:
     return Policy(
         modes=modes,
         fail_safe=fail_safe,
-        control_interval=cast("float", t.number("control_interval", 1.0, 0, lo_open=True)),
-        min_dwell=cast("float", t.number("min_dwell", 300.0, 0)),
+        control_interval=t.get("control_interval", _POSITIVE, 1.0),
+        min_dwell=t.get("min_dwell", _NON_NEGATIVE, 300.0),
         surplus=_surplus(t),
         carbon=_threshold(t, "carbon", "max_intensity", "carbon" in modes),
         price=_threshold(t, "price", "max_price", "price" in modes),
     )
 
 
-def _ledger(t: _Table) -> LedgerConfig:
-    path = t.text("path")
+def _ledger(t: Table) -> LedgerConfig:
+    path = t.optional("path", ts.text)
     return LedgerConfig(
-        enabled=t.boolean("enabled", True),
+        enabled=t.get("enabled", ts.boolean, True),
         path=None if path is None else Path(path),
-        interval=cast("float", t.number("interval", 60.0, 1)),
-        surplus_g_per_kwh=cast("float", t.number("surplus_g_per_kwh", 0.0, 0)),
-        default_grid_g_per_kwh=t.number("default_grid_g_per_kwh", None, 0),
+        interval=t.get("interval", ts.number(1), 60.0),
+        surplus_g_per_kwh=t.get("surplus_g_per_kwh", _NON_NEGATIVE, 0.0),
+        default_grid_g_per_kwh=t.optional("default_grid_g_per_kwh", _NON_NEGATIVE),
     )
 
 
@@ -327,7 +300,7 @@ def parse_energy(
     # absolute or under the state directory): no base directory or environment needed.
     ctx = TableContext(Path.cwd(), {}, problems or ts.Problems())
     attempt = ctx.problems.attempt
-    top = _Table(data, "energy", _TOP_KEYS, ctx)
+    top = Table(data, "energy", _TOP_KEYS, ctx)
     policy = attempt(partial(_policy, top), None)
     raw_devices = top.data.get("devices", {})
     names = tuple(raw_devices) if isinstance(raw_devices, Mapping) else ()
@@ -339,7 +312,7 @@ def parse_energy(
     if policy is not None:
         attempt(partial(_cross_check, policy, site), None)
     energy = EnergyConfig(
-        enabled=top.boolean("enabled", bool(data)),
+        enabled=top.get("enabled", ts.boolean, bool(data)),
         policy=policy or Policy(),
         signals=site + device_signals,
         devices=MappingProxyType(devices),
