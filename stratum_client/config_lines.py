@@ -33,10 +33,11 @@ def key_lines(text: str) -> dict[str, int]:
     table = ""
     in_string = False
     for number, line in enumerate(text.splitlines(), start=1):
-        quotes = line.count('"""') + line.count("'''")
-        if in_string or quotes % 2:
-            in_string ^= quotes % 2 == 1
+        odd_quotes = (line.count('"""') + line.count("'''")) % 2 == 1
+        if in_string:  # inside a multi-line string: nothing here is a key
+            in_string = not odd_quotes
             continue
+        in_string = odd_quotes  # this line's key still counts
         if match := _ARRAY_HEADER.match(line):
             name = _dotted(match[1])
             counts[name] = counts.get(name, -1) + 1
