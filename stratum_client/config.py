@@ -69,6 +69,7 @@ __all__ = [
     "TelemetryConfig",
     "load_config",
     "parse_config",
+    "parse_pool",
 ]
 
 T = TypeVar("T")
@@ -338,6 +339,15 @@ def _with_lines(exc: ConfigError, text: str) -> ConfigError:
         error.line = locate(error.field, lines)
     ordered = sorted(exc.errors, key=lambda e: e.line or len(text))
     return exc if ordered == list(exc.errors) else ConfigError.of(ordered)
+
+
+def parse_pool(table: Mapping[str, object], *, env: Mapping[str, str] | None = None) -> PoolConfig:
+    """Validate one ``[[pools]]`` table on its own (a pool added while running)."""
+    ctx = TableContext(Path.cwd(), os.environ if env is None else env)
+    pool = ctx.problems.attempt(partial(_pool, Table(table, "pools[0]", _POOL_KEYS, ctx)), None)
+    ctx.problems.check()
+    assert pool is not None, "a pool that failed to read left a problem"
+    return pool
 
 
 def load_config(

@@ -36,7 +36,7 @@ from stratum_client.api.model import (
 from stratum_client.api.rest_server import RestServer
 from stratum_client.asic.base import AsicDriver
 from stratum_client.asic.registry import load_driver
-from stratum_client.config import Config, ListenAddress, parse_config
+from stratum_client.config import Config, ListenAddress, parse_pool
 from stratum_client.daemon import chip_health
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
 from stratum_client.daemon.chain import ChainRunner, ChainStatus
@@ -294,10 +294,8 @@ class DaemonControl:
 
     async def add_pool(self, url: str, user: str, password: Secret) -> int:
         """Validate like a ``[[pools]]`` table, then append at the lowest priority."""
-        table = {"url": url, "user": user, "password": password.reveal()}
-        placeholder = {"name": "placeholder", "driver": "bm1366", "port": "/dev/null", "chips": 1}
         try:
-            pool = parse_config({"pools": [table], "devices": [placeholder]}).pools[0]
+            pool = parse_pool({"url": url, "user": user, "password": password.reveal()})
         except InputError as exc:
             raise InputError("pool", exc.problem) from None
         names = {status.name for status in self.daemon.manager.statuses()}

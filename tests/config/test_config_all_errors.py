@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stratum_client.cli import main
-from stratum_client.config import load_config, parse_config
+from stratum_client.config import load_config, parse_config, parse_pool
 from stratum_client.energy.config import parse_energy
 from stratum_client.errors import ConfigError
 
@@ -163,3 +163,13 @@ def test_daemon_refuses_to_start_with_every_problem_in_one_message(
         assert f"{field}: " in err
         assert fragment in err
         assert f"(line {line})" in err
+
+
+def test_a_pool_added_while_running_is_read_like_a_pools_table() -> None:
+    table = {"url": "stratum+tcp://pool.example.com:3333", "user": "w", "password": "x"}
+    from_file = parse_config({"pools": [table], "devices": [{"driver": "bm1366", "port": "/p",
+                                                             "chips": 1}]}).pools[0]  # fmt: skip
+    assert parse_pool(table) == from_file
+    with pytest.raises(ConfigError) as caught:
+        parse_pool({"url": "http://x", "user": "", "pasword": "x"})
+    assert [e.field for e in caught.value.errors] == ["pools[0].pasword", "pools[0].url"]
