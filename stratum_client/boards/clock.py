@@ -3,7 +3,8 @@
 A :class:`ScaledClock` runs ``factor`` times faster than the monotonic clock, and its
 :meth:`~ScaledClock.sleep` is shortened to match, so a test can run the safety policy at
 its real settings (1 s polls, 5 s stall, 30 s dwell) and the thermal model at its real
-time constants in a fraction of the time, with every timestamp in one time base.
+time constants in a fraction of the time, with every timestamp in one time base. A
+:class:`ManualClock` moves only when slept on, which makes a simulated run exact.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "MonotonicClock", "ScaledClock"]
+__all__ = ["Clock", "ManualClock", "MonotonicClock", "ScaledClock"]
 
 
 class Clock(Protocol):
@@ -47,3 +48,20 @@ class ScaledClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds / self.factor)
+
+
+class ManualClock:
+    """Time moves only by :meth:`sleep` (or :meth:`advance`): simulations and benches."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.time = start
+
+    def now(self) -> float:
+        return self.time
+
+    def advance(self, seconds: float) -> None:
+        self.time += max(0.0, seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+        await asyncio.sleep(0)

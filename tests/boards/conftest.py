@@ -34,9 +34,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    emulator, board, clock = await open_rig(tmp_path)
+    rig = await open_rig(tmp_path)
     try:
-        yield Rig(emulator, board, clock)
+        yield rig
     finally:
-        await board.close()
-        await emulator.stop()
+        await rig.board.close()
+        await rig.emulator.stop()

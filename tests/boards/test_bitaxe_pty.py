@@ -9,12 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from board_rig import DIFFICULTY_SCALE, FAST_DRIVER, Rig, make_board
+from board_rig import Rig, chain_driver, make_board
 
-from stratum_client.asic.base import AsicDriver
-from stratum_client.asic.registry import load_driver
 from stratum_client.boards.base import BoardSpec
-from stratum_client.boards.builtin.bitaxe import BitaxeBoard
 from stratum_client.boards.emulator.board import TrafficEntry
 from stratum_client.boards.errors import (
     BoardLimitError,
@@ -24,12 +21,6 @@ from stratum_client.boards.errors import (
 )
 from stratum_client.boards.registry import load_board
 from stratum_client.errors import DriverError
-
-
-def chain_driver(board: BitaxeBoard) -> AsicDriver:
-    (chain,) = board.chains
-    spec = chain.to_device_spec(difficulty_scale=DIFFICULTY_SCALE, options=FAST_DRIVER)
-    return load_driver(chain.driver)(spec)
 
 
 def first(traffic: list[TrafficEntry], prefix: str, *, port: str = "control") -> int:

@@ -87,7 +87,8 @@ class EmulatedBitaxe:
         self.traffic: deque[TrafficEntry] = deque(maxlen=TRAFFIC_KEPT)
         self.on_power_loss: Callable[[], None] = lambda: None
         self.chip_state: Callable[[], tuple[float, bool]] = lambda: (profile.nominal_mhz, True)
-        """The chain's (MHz, hashing) for the power model; the server wires the chain in."""
+        """The chain's (MHz, clocked) for the power model; the server wires the chain in.
+        A clocked chip draws power in proportion to its PLL frequency, work or not."""
         self._buffer = bytearray()
         self._seq = 0
         self._was_powered = False

@@ -68,7 +68,7 @@ class BoardEmulator:
             difficulty_scale=difficulty_scale,
         )
         self.board.on_power_loss = self.chain.reset
-        self.board.chip_state = lambda: (self.chain.mhz, bool(self.chain.job_ids))
+        self.board.chip_state = lambda: (self.chain.mhz, True)
         self.chain_server = EmulatorServer(self.chain, data, hashrate=hashrate)
         self._control = HotplugPty(control)
         self._ticker: asyncio.Task[None] | None = None
