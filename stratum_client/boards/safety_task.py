@@ -188,7 +188,8 @@ class SafetyTask:
     async def _do(self, action: Action) -> None:
         match action:
             case SetFan(percent):
-                await self.board.set_fan(percent)
+                if self.board.limits.fan_percent is not None:  # else the fan is not ours
+                    await self.board.set_fan(percent)
             case SetFrequency(mhz, reason):
                 self._log.info("board frequency", mhz=mhz, reason=reason)
                 await self.hooks.set_frequency(mhz)
