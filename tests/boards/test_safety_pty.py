@@ -184,7 +184,9 @@ async def test_a_failing_readings_call_is_a_reason_for_safe_state(mining: Mining
     assert "sensor code bug" in mining.task.policy.reason
 
 
-async def test_control_port_vanishing_fails_safe_and_says_so(mining: Mining) -> None:
+async def test_control_port_vanishing_fails_safe_says_so_and_recovers_on_return(
+    mining: Mining,
+) -> None:
     await mining.poll()
     mining.rig.emulator.vanish_control()
     for _ in range(3):
@@ -192,3 +194,11 @@ async def test_control_port_vanishing_fails_safe_and_says_so(mining: Mining) -> 
     assert mining.task.policy.state is BoardState.SAFE
     assert mining.task.status.safe_state_ok is False  # nothing could be switched off
     assert mining.runner.stops
+    assert mining.rig.emulator.board.chain_powered  # the bridge kept its state
+    mining.rig.emulator.restore_control()
+    await mining.poll()
+    assert mining.task.status.safe_state_ok is True  # retried once the port was back
+    assert mining.off_in_registers
+    await mining.poll_until(BoardState.THROTTLED)  # then the usual dwell and recovery
+    assert mining.rig.emulator.board.chain_powered
+    assert mining.runner.resumes

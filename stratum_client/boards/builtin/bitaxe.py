@@ -159,6 +159,7 @@ class BitaxeBoard(Board):
         if not self.vout_target:
             raise BoardError(f"{self.label}: no core voltage to power up with")
         delays = self.delays
+        await self._relink()
         await self._hold_reset()
         await self.clock.sleep(delays.reset_hold_s)
         await self.emc.configure(self.emc2101_ideality, self.emc2101_beta)
@@ -183,6 +184,7 @@ class BitaxeBoard(Board):
     async def safe_state(self) -> None:
         """VOUT off, reset asserted, fan 100 %: every step tried, failures raised together."""
         await self._all_steps(
+            ("control port", self._relink),
             ("core voltage off", self.tps.turn_off),
             ("reset asserted", self._hold_reset),
             ("fan 100 %", lambda: self.emc.set_duty(100.0)),
@@ -218,9 +220,26 @@ class BitaxeBoard(Board):
 
     # -- readings -------------------------------------------------------------------------
 
+    async def _relink(self) -> None:
+        """After the control port vanished: one attempt to open it again (the USB device
+        may be back). What the board did meanwhile is unknown, so the next safe state or
+        power-up starts from scratch."""
+        if self.link.is_open:
+            return
+        try:
+            await self.link.open()
+        except StratumClientError as exc:
+            raise ControlLinkError(f"{self.label}: control port still gone: {exc}") from exc
+        self._released_at = None
+        self._log.info("control port back")
+
     async def readings(self) -> BoardReadings:
         """Every sensor once; each fails on its own into a failed :class:`Reading`."""
         at = self.clock.now()
+        try:
+            await self._relink()
+        except ControlLinkError as exc:
+            return _all_failed(at, str(exc))
         vout = await _read(self.tps.read_vout)
         iout = await _read(self.tps.read_iout)
         power: Reading[float] = Reading.failed(vout.error or iout.error or "no value")
@@ -246,6 +265,15 @@ class BitaxeBoard(Board):
 
     async def _faults(self) -> tuple[str, ...]:
         return fault_names(await self.tps.status_word())
+
+
+def _all_failed(at: float, why: str) -> BoardReadings:
+    failed: Reading[float] = Reading.failed(why)
+    return BoardReadings(
+        at=at, asic_temp_c=failed, vr_temp_c=failed, fan_rpm=failed, fan_duty_pct=failed,
+        vin_v=failed, vout_v=failed, iout_a=failed, power_w=failed,
+        faults=Reading.failed(why),
+    )  # fmt: skip
 
 
 async def _read(read: Callable[[], Awaitable[T]]) -> Reading[T]:
