@@ -12,14 +12,18 @@ import pytest
 from board_rig import Rig, chain_driver, make_board
 
 from stratum_client.boards.base import BoardSpec
+from stratum_client.boards.codecs.pmbus import StatusWord
+from stratum_client.boards.codecs.tps546 import OPERATION_OFF, Command
 from stratum_client.boards.emulator.board import TrafficEntry
 from stratum_client.boards.errors import (
     BoardLimitError,
     BoardNotFoundError,
     ControlLinkError,
     NotBitaxeRawError,
+    PeripheralError,
 )
 from stratum_client.boards.registry import load_board
+from stratum_client.boards.runner import BoardRunner
 from stratum_client.errors import DriverError
 
 
@@ -134,3 +138,24 @@ async def test_a_missing_control_port_is_named(tmp_path: Path) -> None:
     board = make_board("bitaxe-gamma", missing, missing)
     with pytest.raises(ControlLinkError, match="ttyACM9"):
         await board.open()
+
+
+async def test_a_failed_power_up_is_left_in_the_safe_state(rig: Rig) -> None:
+    rig.emulator.board.faults.vr_fault = StatusWord.IOUT_OC  # latches the rail off
+    with pytest.raises(PeripheralError, match=r"VOUT reads 0\.000 V"):
+        async with BoardRunner(rig.board, clock=rig.clock):
+            pass
+    emulated = rig.emulator.board
+    assert emulated.tps.words[Command.OPERATION] == OPERATION_OFF
+    assert emulated.reset_released is False
+    assert emulated.emc.duty_pct == 100.0
+
+
+async def test_runner_powers_up_before_chains_and_off_after(rig: Rig) -> None:
+    async with BoardRunner(rig.board, clock=rig.clock) as runner:
+        assert rig.emulator.board.chain_powered
+        async with chain_driver(rig.board) as driver:
+            assert driver.frequency_mhz > 500
+        assert runner.chains[0].port == rig.emulator.data_path
+    assert rig.emulator.board.tps.vout == 0.0
+    assert rig.emulator.board.reset_released is False
