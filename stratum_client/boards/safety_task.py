@@ -228,8 +228,16 @@ class SafetyTask:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    @property
+    def polling(self) -> bool:
+        """Whether the poll loop is running."""
+        return self._task is not None and not self._task.done()
+
     async def __aenter__(self) -> Self:
-        self._task = asyncio.create_task(self.run(), name=f"safety {self.board.label}")
+        """Start polling, unless the board measures nothing (``serial``): then only the
+        shutdown path is owned."""
+        if self.board.sensors:
+            self._task = asyncio.create_task(self.run(), name=f"safety {self.board.label}")
         return self
 
     async def __aexit__(

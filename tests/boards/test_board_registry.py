@@ -74,3 +74,12 @@ def test_bitaxe_boards_are_built_in_with_their_chip_and_defaults(
 def test_bitaxe_board_needs_both_ports() -> None:
     with pytest.raises(BoardError, match="no data port configured"):
         load_board("bitaxe-gamma")(BoardSpec(board="bitaxe-gamma", ports={"control": "/x"}))
+
+
+async def test_a_serial_board_runs_without_a_safety_loop() -> None:
+    from stratum_client.boards.runner import BoardRunner
+
+    spec = BoardSpec(board="serial", ports={"port": "/dev/ttyUSB0"}, driver="bm1366", chips=1)
+    async with BoardRunner(SerialBoard(spec)) as runner:
+        assert not runner.safety.polling
+        assert runner.chains[0].driver == "bm1366"

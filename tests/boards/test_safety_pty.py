@@ -169,6 +169,7 @@ async def test_an_exception_inside_the_task_block_leaves_vout_off_reset_asserted
 async def test_a_normal_exit_powers_down(mining: Mining) -> None:
     async with mining.task:
         await mining.clock.sleep(0)
+        assert mining.task.polling
     assert mining.off_in_registers
     assert mining.rig.emulator.board.tps.words[tps546.Command.OPERATION] == tps546.OPERATION_OFF
 
