@@ -12,10 +12,13 @@ import pytest
 from board_rig import Rig, chain_driver, make_board
 
 from stratum_client.boards.base import BoardSpec
+from stratum_client.boards.codecs.bitaxe_raw import Framing
 from stratum_client.boards.codecs.pmbus import StatusWord
 from stratum_client.boards.codecs.tps546 import OPERATION_OFF, Command
 from stratum_client.boards.emulator.board import TrafficEntry
+from stratum_client.boards.emulator.server import BoardEmulator
 from stratum_client.boards.errors import (
+    BoardError,
     BoardLimitError,
     BoardNotFoundError,
     ControlLinkError,
@@ -159,3 +162,20 @@ async def test_runner_powers_up_before_chains_and_off_after(rig: Rig) -> None:
         assert runner.chains[0].port == rig.emulator.data_path
     assert rig.emulator.board.tps.vout == 0.0
     assert rig.emulator.board.reset_released is False
+
+
+async def test_v1_reply_framing_end_to_end(tmp_path: Path) -> None:
+    emulator = BoardEmulator("bitaxe-supra", tmp_path / "c", tmp_path / "d", framing=Framing.V1)
+    async with emulator:
+        board = make_board("bitaxe-supra", emulator.control_path, emulator.data_path,
+                           framing="v1")  # fmt: skip
+        async with board:
+            await board.power_up()
+            readings = await board.readings()
+        assert readings.vout_v.value == pytest.approx(1.166, abs=0.005)
+        assert emulator.board.tps.vout == 0.0
+
+
+def test_unknown_framing_is_named() -> None:
+    with pytest.raises(BoardError, match="framing must be one of v0, v1, got 'v9'"):
+        make_board("bitaxe-gamma", "/a", "/b", framing="v9")

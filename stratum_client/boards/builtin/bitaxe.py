@@ -10,7 +10,8 @@ Power-up order (chips are dead until the last step): reset asserted, TPS546 conf
 with the output off (VOUT_MODE read, limits written), VOUT_COMMAND set, output on and
 read back, reset released, then the daemon starts the chip driver on the data port. The
 waits between the steps are the ones the Bitaxe firmware and host tools use; the board
-option ``timing_scale`` (0..1) shortens them for emulated boards.
+option ``timing_scale`` (0..1) shortens them for emulated boards, and ``framing = "v1"``
+reads the successor firmware's replies.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from stratum_client.boards.base import (
     UsbMatch,
 )
 from stratum_client.boards.clock import Clock, MonotonicClock
+from stratum_client.boards.codecs.bitaxe_raw import Framing
 from stratum_client.boards.codecs.pmbus import fault_names
 from stratum_client.boards.errors import (
     BoardError,
@@ -104,7 +106,7 @@ class BitaxeBoard(Board):
         self.delays = self.timing.scaled(float(scale))
         self.control_port = spec.port("control")
         self.link = SerialLink(self.control_port)
-        self.client = BitaxeRawClient(self.link)
+        self.client = BitaxeRawClient(self.link, framing=self._framing())
         self.tps = Tps546(self.client)
         self.emc = Emc2101(self.client)
         self.vout_target = self.core_voltage_target or 0.0
@@ -112,6 +114,18 @@ class BitaxeBoard(Board):
         """Paces the power-up waits and stamps readings (tests may speed it up)."""
         self._released_at: float | None = None
         self._log = _log.bind(board=self.label, port=self.control_port)
+
+    def _framing(self) -> Framing:
+        """Board option ``framing``: ``v0`` (the bitaxe-raw firmware) or ``v1`` (its
+        successor's replies with a status byte)."""
+        value = self.spec.board_options.get("framing", "v0")
+        try:
+            return Framing(str(value).lower())
+        except ValueError:
+            known = ", ".join(f.value for f in Framing)
+            raise BoardError(
+                f"{self.label}: board option framing must be one of {known}, got {value!r}"
+            ) from None
 
     # -- control channel ----------------------------------------------------------------
 
