@@ -27,7 +27,7 @@ import structlog
 
 from .base import Board, BoardReadings
 from .clock import Clock, MonotonicClock
-from .errors import SafeStateError
+from .errors import BoardError, SafeStateError
 from .safety import (
     Action,
     EnterSafeState,
@@ -55,7 +55,8 @@ class SafetyHooks:
     """What the daemon does for the safety task (each defaults to nothing)."""
 
     stop_dispatch: Callable[[str], Awaitable[None]] = _nothing
-    """Stop sending work to the board's chains (the reason is given); before power off."""
+    """Stop sending work to the board's chains (the reason is given); before power off.
+    Called again each time an incomplete safe state is retried, so it must be idempotent."""
     resume: Callable[[float | None], Awaitable[None]] = _nothing
     """After a recovery power-up: restart the chains (at this frequency) and dispatch."""
     set_frequency: Callable[[float], Awaitable[None]] = _nothing
@@ -91,6 +92,14 @@ class BoardStatus:
         }
 
 
+def _nominal_frequency(board: Board) -> float | None:
+    try:
+        chains = board.chains
+    except BoardError:  # a serial board without a driver configured: nothing to throttle
+        return None
+    return chains[0].frequency_mhz if chains else None
+
+
 class SafetyTask:
     """The poll loop for one board; ``async with`` runs it and owns the shutdown."""
 
@@ -106,7 +115,7 @@ class SafetyTask:
         self.config = config or SafetyConfig()
         self.hooks = hooks or SafetyHooks()
         self.clock = clock or MonotonicClock()
-        frequency = board.chains[0].frequency_mhz if board.chains else None
+        frequency = _nominal_frequency(board)
         span = board.limits.frequency_mhz
         self.policy = SafetyPolicy(
             self.config,
@@ -205,8 +214,10 @@ class SafetyTask:
                 self._log_transition(action)
 
     async def _enter_safe(self, reason: str) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await self.hooks.stop_dispatch(reason)
+        except Exception as exc:  # the power still goes off
+            self._log.error("stop_dispatch hook failed", error=repr(exc))
         try:
             await self.board.safe_state()
         except SafeStateError:
