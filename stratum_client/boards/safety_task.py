@@ -163,7 +163,8 @@ class SafetyTask:
             actions = self.policy.step(readings, now)
             if self.policy.off and not self._safe_ok and not actions:
                 actions = [EnterSafeState(f"retry: {self.policy.reason}")]
-        error = await self._execute(actions, now) or error
+        unplugged = readings is not None and readings.link_lost
+        error = await self._execute(actions, now, unplugged=unplugged) or error
         self._publish(readings, error)
         return actions
 
@@ -171,7 +172,7 @@ class SafetyTask:
         self.history.append((now, readings))
         del self.history[: max(0, len(self.history) - 4096)]
 
-    async def _execute(self, actions: list[Action], now: float) -> str | None:
+    async def _execute(self, actions: list[Action], now: float, *, unplugged: bool) -> str | None:
         error = None
         for action in actions:
             try:
@@ -180,13 +181,13 @@ class SafetyTask:
                 error = f"{type(action).__name__} failed: {exc}"
                 self._log.error("safety action failed", action=repr(action), error=str(exc))
                 if not isinstance(action, EnterSafeState):
-                    await self._fail(error, now)
+                    await self._fail(error, now, unplugged=unplugged)
                     return error
         return error
 
-    async def _fail(self, reason: str, now: float) -> None:
+    async def _fail(self, reason: str, now: float, *, unplugged: bool) -> None:
         """An action failed (a fan write that did not take, a failed power-up): safe state."""
-        for follow in self.policy.fail(reason, now):
+        for follow in self.policy.fail(reason, now, unplugged=unplugged):
             if isinstance(follow, Transition):
                 self._log_transition(follow)
         try:

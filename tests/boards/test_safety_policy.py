@@ -157,3 +157,35 @@ def test_fan_follows_the_pid_and_goes_full_without_a_temperature() -> None:
     assert [f.percent for f in fan] == [70.0]
     no_temp = replace(good(1.0), asic_temp_c=Reading.failed("NACK"))
     assert [a.percent for a in p.step(no_temp, 1.0) if isinstance(a, SetFan)] == [100.0]
+
+
+def _unplugged(at: float) -> BoardReadings:
+    gone: Reading[float] = Reading.failed("control port lost")
+    return BoardReadings(at=at, asic_temp_c=gone, vr_temp_c=gone, fan_rpm=gone,
+                         power_w=gone, faults=Reading.failed("gone"), link_lost=True)  # fmt: skip
+
+
+def test_an_unplug_recovers_after_the_short_dwell_at_the_same_frequency() -> None:
+    p = policy(SafetyConfig(max_recoveries_per_hour=1))
+    for t in (1.0, 2.0, 3.0):
+        p.step(_unplugged(t), t)
+    assert p.off
+    for t in (40.0, 41.0):  # back, cool; relink_dwell_s = 2
+        assert Recover not in kinds(p.step(good(t, 50.0), t))
+    recover = next(a for a in p.step(good(42.0, 50.0), 42.0) if isinstance(a, Recover))
+    assert recover.frequency_mhz == 525.0
+    assert p.snapshot.recoveries_last_hour == 0
+    for t in (43.0, 44.0, 45.0):  # a second unplug is not held against the hourly cap
+        p.step(_unplugged(t), t)
+    assert any(isinstance(a, Recover) for t in (80.0, 81.0, 82.0)
+               for a in p.step(good(t, 50.0), t))  # fmt: skip
+
+
+def test_a_hot_reading_after_an_unplug_makes_it_an_ordinary_safe_state() -> None:
+    p = policy()
+    for t in (1.0, 2.0, 3.0):
+        p.step(_unplugged(t), t)
+    p.step(good(10.0, 70.0), 10.0)  # back, but above 75 − 10
+    for t in (11.0, 12.0, 13.0, 14.0):
+        assert Recover not in kinds(p.step(good(t, 50.0), t))  # the full 30 s dwell now
+    assert Recover in kinds(p.step(good(41.0, 50.0), 41.0))

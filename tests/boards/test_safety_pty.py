@@ -200,6 +200,29 @@ async def test_control_port_vanishing_fails_safe_says_so_and_recovers_on_return(
     await mining.poll()
     assert mining.task.status.safe_state_ok is True  # retried once the port was back
     assert mining.off_in_registers
-    await mining.poll_until(BoardState.THROTTLED)  # then the usual dwell and recovery
+    await mining.poll_until(BoardState.MINING)  # back after the short relink dwell
+    assert "control channel back" in mining.task.policy.reason
     assert mining.rig.emulator.board.chain_powered
     assert mining.runner.resumes
+
+
+async def test_unplug_and_replug_20_times_back_mining_within_5_s_each(mining: Mining) -> None:
+    emulator = mining.rig.emulator
+    await mining.poll()
+    for cycle in range(20):
+        emulator.vanish_control()
+        emulator.chain_server.unplug()
+        await mining.poll_until(BoardState.SAFE)
+        await emulator.chain_server.plug()
+        emulator.restore_control()
+        returned = mining.clock.now()
+        seen = len(emulator.board.traffic)
+        await mining.poll_until(BoardState.MINING)
+        assert mining.clock.now() - returned <= 5.0, cycle
+        after = [e.what for e in list(emulator.board.traffic)[seen:] if e.ok]
+        on, released = after.index("I2C WRITE 24 01 80"), after.index("GPIO PIN0 01")
+        assert after.index("I2C WRITE 24 02 1F") < on < released  # the full power-up
+        assert mining.runner.driver is not None
+        assert mining.runner.driver.frequency_mhz == pytest.approx(525.0, abs=7)
+    assert len(mining.runner.resumes) == 20
+    assert mining.task.policy.snapshot.recoveries_last_hour == 0  # unplugs are not faults

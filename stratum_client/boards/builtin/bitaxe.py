@@ -272,6 +272,7 @@ class BitaxeBoard(Board):
             power_w=power,
             faults=await _read(self._faults),
             settling=released is not None and at - released < self.delays.diode_settle_s,
+            link_lost=not self.link.is_open,
         )
 
     async def _rpm(self) -> float:
@@ -286,7 +287,7 @@ def _all_failed(at: float, why: str) -> BoardReadings:
     return BoardReadings(
         at=at, asic_temp_c=failed, vr_temp_c=failed, fan_rpm=failed, fan_duty_pct=failed,
         vin_v=failed, vout_v=failed, iout_a=failed, power_w=failed,
-        faults=Reading.failed(why),
+        faults=Reading.failed(why), link_lost=True,
     )  # fmt: skip
 
 
