@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from stratum_client.boards.base import UsbMatch
 from stratum_client.boards.discovery import (
     devices_snippet,
     group_ports,
@@ -53,25 +54,28 @@ FTDI_STICK = {
 }
 
 
+Rules = tuple[dict[str, tuple[UsbMatch, ...]], dict[str, tuple[str, ...]]]
+
+
 @pytest.fixture(scope="module")
-def rules() -> tuple[dict, dict]:
+def rules() -> Rules:
     return usb_matches()
 
 
-def test_a_bitaxe_raw_bridge_matches_every_bitaxe_board(rules: tuple[dict, dict]) -> None:
+def test_a_bitaxe_raw_bridge_matches_every_bitaxe_board(rules: Rules) -> None:
     match = match_port(bitaxe_port("/dev/ttyACM0", "00"), rules[0])
     assert match is not None
     assert match.boards == ("bitaxe-gamma", "bitaxe-supra", "bitaxe-ultra")
     assert (match.interface, match.serial) == (0, "1A2B3C4D")
 
 
-def test_other_usb_serial_devices_do_not_match(rules: tuple[dict, dict]) -> None:
+def test_other_usb_serial_devices_do_not_match(rules: Rules) -> None:
     assert match_port(FTDI_STICK, rules[0]) is None
     wrong_product = {**bitaxe_port("/dev/ttyACM0", "00"), "ID_MODEL": "BitaxeBonanza"}
     assert match_port(wrong_product, rules[0]) is None
 
 
-def test_roles_follow_interface_order_not_tty_numbers(rules: tuple[dict, dict]) -> None:
+def test_roles_follow_interface_order_not_tty_numbers(rules: Rules) -> None:
     ports = [bitaxe_port("/dev/ttyACM2", "02"), bitaxe_port("/dev/ttyACM3", "00")]
     matches = [m for p in ports if (m := match_port(p, rules[0])) is not None]
     (found,) = group_ports(matches, rules[1])
@@ -79,7 +83,7 @@ def test_roles_follow_interface_order_not_tty_numbers(rules: tuple[dict, dict]) 
     assert found.problem is None
 
 
-def test_two_boards_are_kept_apart_and_a_lone_port_is_reported(rules: tuple[dict, dict]) -> None:
+def test_two_boards_are_kept_apart_and_a_lone_port_is_reported(rules: Rules) -> None:
     ports = [
         bitaxe_port("/dev/ttyACM0", "00", "AAAA0001"),
         bitaxe_port("/dev/ttyACM1", "02", "AAAA0001"),
@@ -92,7 +96,7 @@ def test_two_boards_are_kept_apart_and_a_lone_port_is_reported(rules: tuple[dict
     assert second.problem == "expected 2 ports (control, data), found 1"
 
 
-def test_newer_udev_key_spelling_and_no_serial_group_by_path(rules: tuple[dict, dict]) -> None:
+def test_newer_udev_key_spelling_and_no_serial_group_by_path(rules: Rules) -> None:
     def renamed(device: str, interface: str) -> dict[str, str]:
         props = bitaxe_port(device, interface)
         del props["ID_SERIAL_SHORT"]
@@ -106,7 +110,7 @@ def test_newer_udev_key_spelling_and_no_serial_group_by_path(rules: tuple[dict, 
     assert dict(found.ports) == {"control": "/dev/ttyACM0", "data": "/dev/ttyACM1"}
 
 
-def test_snippet_names_the_board_and_both_ports(rules: tuple[dict, dict]) -> None:
+def test_snippet_names_the_board_and_both_ports(rules: Rules) -> None:
     ports = [bitaxe_port("/dev/ttyACM0", "00"), bitaxe_port("/dev/ttyACM1", "02")]
     matches = [m for p in ports if (m := match_port(p, rules[0])) is not None]
     (found,) = group_ports(matches, rules[1])

@@ -6,6 +6,7 @@ thresholds (ASIC 75 °C, regulator 105 °C, 3 bad readings, 5 s stall, 30 s dwel
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -45,7 +46,7 @@ def policy(config: SafetyConfig | None = None) -> SafetyPolicy:
                         min_frequency_mhz=400.0)  # fmt: skip
 
 
-def kinds(actions: list[object]) -> list[type]:
+def kinds(actions: Sequence[object]) -> list[type]:
     return [type(a) for a in actions]
 
 
