@@ -134,7 +134,7 @@ class Pages:
         return reply
 
     def _history(self, request: web.BaseRequest) -> web.Response:
-        now = self._wall()
+        now = self.state_provider().when  # the clock the samples were stamped with
         try:
             window = min(max(float(request.query.get("since", RETENTION)), 0.0), RETENTION)
         except ValueError:
