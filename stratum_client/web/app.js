@@ -11,6 +11,12 @@ const TITLES = {
 const SKIP = new Set(["hashrate_1m"]);
 const $ = (id) => document.getElementById(id);
 const fixed = (value, digits = 2) => (value === null || value === undefined ? "–" : Number(value).toFixed(digits));
+// Three significant digits, so an emulated chain's 0.0004 GH/s does not read as 0.00.
+const sig = (value) => {
+  if (value === null || value === undefined) return "–";
+  const n = Number(value);
+  return Math.abs(n) >= 1000 || n === 0 ? n.toFixed(n === 0 ? 0 : 1) : String(Number(n.toPrecision(3)));
+};
 
 function cell(row, text, className) {
   const td = row.insertCell();
@@ -23,12 +29,12 @@ function showSummary(d) {
   document.title = `${d.hostname} – stratum-client`;
   $("mining").textContent = d.mining;
   $("mining").className = d.mining === "paused" ? "badge paused" : "badge";
-  $("hr1m").textContent = fixed(d.hashrate["1m"]);
-  $("hr10m").textContent = fixed(d.hashrate["10m"]);
-  $("hr1h").textContent = fixed(d.hashrate["1h"]);
+  $("hr1m").textContent = sig(d.hashrate["1m"]);
+  $("hr10m").textContent = sig(d.hashrate["10m"]);
+  $("hr1h").textContent = sig(d.hashrate["1h"]);
   $("accepted").textContent = d.shares.accepted;
   $("rejected").textContent = d.shares.rejected;
-  $("best").textContent = d.bestShare;
+  $("best").textContent = d.bestShareValue >= 1 ? d.bestShare : sig(d.bestShareValue);
   const reasons = $("reasons");
   reasons.replaceChildren(...d.shares.reasons.map((r) => {
     const li = document.createElement("li");
@@ -48,7 +54,7 @@ function showPools(pools) {
     cell(row, p.index);
     cell(row, p.url);
     cell(row, p.state, `state-${p.state}`);
-    cell(row, fixed(p.difficulty, 0));
+    cell(row, sig(p.difficulty));
     cell(row, p.accepted);
     cell(row, p.rejected);
     cell(row, p.lastError || "");
@@ -63,7 +69,7 @@ function showChains(chains) {
     const head = document.createElement("div");
     const temp = c.temperature === null ? "" : `, ${fixed(c.temperature, 1)} °C`;
     const power = c.power === null ? "" : `, ${fixed(c.power, 1)} W`;
-    head.textContent = `${c.name} (${c.chips} × ${c.model}) ${c.status}: ${fixed(c.hashrate)} GH/s at ` +
+    head.textContent = `${c.name} (${c.chips} × ${c.model}) ${c.status}: ${sig(c.hashrate)} GH/s at ` +
       `${fixed(c.frequency, 0)} MHz, ${c.chipsAlive}/${c.chips} chips alive, ` +
       `${c.accepted} accepted, ${c.hwErrors} HW errors${temp}${power}`;
     div.appendChild(head);
