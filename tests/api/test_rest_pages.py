@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from stratum_client.api.model import MinerState
 from stratum_client.api.rest import NOT_AXEOS
 from stratum_client.api.rest_server import RestServer
 from stratum_client.config import ListenAddress
+from stratum_client.energy.ledger import Ledger, LedgerRow
 
 if TYPE_CHECKING:
     from conftest import RecordingControl
@@ -56,3 +62,29 @@ async def test_page_files_and_summary(state: MinerState, control: RecordingContr
     assert (gamma["chips"], gamma["chipsAlive"]) == (2, 1)
     assert [c["alive"] for c in gamma["chipList"]] == [True, False]
     assert data["energy"] is None
+
+
+async def test_energy_comes_from_the_ledger(
+    tmp_path: Path, state: MinerState, control: RecordingControl
+) -> None:
+    path = tmp_path / "energy-ledger.sqlite"
+    with Ledger(path) as ledger:
+        end = time.time()
+        for device, grid in (("ultra", 0.002), ("gamma.2", 0.001)):
+            ledger.append(LedgerRow(end - 60, end, device, 0.003 + grid, 0.003, grid,
+                                    grid * 400.0, 0.0, 0.0, 60.0, 5, 10.0, 2.0e14,
+                                    "follow", "surplus"))  # fmt: skip
+        expected = ledger.totals()
+    server = RestServer(ListenAddress("127.0.0.1", 0), lambda: state, control, ledger_path=path)
+    async with server:
+        summary = json.loads((await get(server.port, "/api/dashboard"))[2])
+        metrics = (await get(server.port, "/metrics"))[2].decode()
+    energy = summary["energy"]
+    assert energy["surplusKwh"] == pytest.approx(expected.surplus_kwh)
+    assert energy["gridKwh"] == pytest.approx(0.003)
+    assert energy["cleanPct"] == pytest.approx(100 * 0.006 / 0.009)
+    assert energy["jPerTh"] == pytest.approx(0.009 * 3.6e6 / 400.0)
+    assert energy["gPerTh"] == pytest.approx(1.2 / 400.0)
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    by_source = {s.labels["source"]: s.value for s in families["stratum_client_energy_kwh"].samples}
+    assert by_source == pytest.approx({"surplus": 0.006, "grid": 0.003})
