@@ -13,12 +13,12 @@ import os
 import shutil
 from pathlib import Path
 
-from conftest import TOKEN, LiveWeb
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
+from web_rig import TOKEN, LiveWeb
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 60.0
