@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
@@ -50,6 +50,7 @@ class _Connection(RequestHandler):
         self.owner = owner
         self.admission = Admission.BUSY
         self.deadline: asyncio.TimerHandle | None = None
+        self.forget: Callable[[], None] = lambda: None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -138,13 +139,12 @@ class RestServer(ApiServer):
         connection.admission = self.admit(peer)
         loop = asyncio.get_running_loop()
         connection.deadline = loop.call_later(self.read_timeout, _too_slow, transport)
-        self._closers.add(transport.close)
+        connection.forget = self.on_stop(transport.close)
 
     def closed(self, connection: _Connection) -> None:
         if connection.deadline is not None:
             connection.deadline.cancel()
-        if connection.transport is not None:
-            self._closers.discard(connection.transport.close)
+        connection.forget()
         self.release(connection.admission)
         connection.admission = Admission.BUSY  # released once
 
@@ -194,6 +194,8 @@ class RestServer(ApiServer):
                 return _to_web(rest.error(503, "too many connections"))
             if admission is Admission.LIMITED:
                 return _to_web(rest.error(429, "rate limit exceeded"))
+            if request.version not in (HttpVersion10, HttpVersion11):
+                return _to_web(rest.error(505, "only HTTP/1.0 and HTTP/1.1 are supported"))
             page = self.pages.route(request)
             if page is not None:
                 return await page

@@ -115,6 +115,35 @@ async def test_limits_on_head_body_time_and_rate(
     assert control.calls == []
 
 
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /\r\n\r\n", 505),  # HTTP/0.9
+        (b"GET / HTTP/2.0\r\nHost: m\r\n\r\n", 505),
+        (b"G@T / HTTP/1.1\r\nHost: m\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: m\r\nBad Header: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: m\r\n folded: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host
+        (b"POST / HTTP/1.1\r\nHost: m\r\nContent-Length: 99999\r\n\r\n", 413),
+        (b"POST / HTTP/1.1\r\nHost: m\r\nContent-Length: -1\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: m\r\n" + b"A: b\r\n" * 70 + b"\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: m\r\n\r\n", 431),
+        (b"GET /?" + b"&".join(b"k%d=v" % i for i in range(40)) + b" HTTP/1.1\r\nHost: m\r\n\r\n",
+         400),
+    ],
+)  # fmt: skip
+async def test_bad_requests_get_a_json_error(
+    state: MinerState, control: RecordingControl, raw: bytes, status: int
+) -> None:
+    async with serving(state, control) as server:
+        got, headers, body = await http(server.port, raw)
+    assert got == status
+    assert headers["Content-Type"] == "application/json"
+    assert "error" in json.loads(body)
+    assert control.calls == []
+
+
 async def test_read_only_without_token(state: MinerState, control: RecordingControl) -> None:
     async with serving(state, control) as server:
         patched = await http(

@@ -80,7 +80,10 @@ def drive(url: str, shot: Path, live: LiveWeb) -> dict[str, object]:
         paused = live.paused()
         click_and_wait_result(driver, "resume", "200: Mining resumed.")
         wait.until(lambda d: text_of(d, "mining") == "running")
-        return {**seen, "refused": refused, "paused": paused, "resumed": not live.paused()}
+        driver.find_element(By.ID, "mhz").send_keys("400")
+        click_and_wait_result(driver, "setfreq", "200: frequency set")
+        return {**seen, "refused": refused, "paused": paused, "resumed": not live.paused(),
+                "frequencies": live.frequencies()}  # fmt: skip
     finally:
         driver.quit()
 
@@ -95,6 +98,7 @@ async def test_dashboard_in_headless_chromium(live_web: LiveWeb, tmp_path: Path)
     assert seen["paused"] is True
     assert seen["resumed"] is True
     assert "missing or wrong bearer token" in str(seen["refused"])
+    assert seen["frequencies"] == {"a": 400.0, "b": 400.0}
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     target = os.environ.get("DASHBOARD_SCREENSHOT")
     if target:

@@ -38,6 +38,10 @@ class LiveWeb:
         assert self.rest.server is not None
         return f"http://127.0.0.1:{self.rest.server.port}"
 
+    def frequencies(self) -> dict[str, float]:
+        """Each chain's frequency as the daemon reports it (MHz)."""
+        return {chain.name: chain.frequency_mhz for chain in self.daemon.snapshot().chains}
+
     def paused(self) -> bool:
         chains = self.daemon.snapshot().chains
         return bool(chains) and all(chain.paused_by for chain in chains)
