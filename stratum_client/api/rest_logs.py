@@ -1,9 +1,9 @@
 """The live log behind ``/api/ws``: structlog events fanned out to websocket clients.
 
 AxeOS streams its log as text frames on ``/api/ws``; dashboards show them as they come.
-:class:`LogHub` is a structlog processor placed just before the renderer (so it sees
-events that passed the level filter), plus a set of bounded per-client queues. Publishing
-never waits: a client whose queue is full is dropped (its socket is closed by its sender
+:class:`LogHub` taps the log through :func:`~stratum_client.logsetup.add_log_tap` (it sees
+the events that passed the level filters), and fans lines out to bounded per-client queues.
+Publishing never waits: a client whose queue is full is dropped (its socket is closed by its sender
 task), so a slow browser can never hold up the code that logged, least of all mining.
 Each line is redacted with the same rules as the journal before it leaves the process.
 """
@@ -16,10 +16,9 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, WrappedLogger
 
-from stratum_client.logsetup import redact
+from stratum_client.logsetup import add_log_tap, redact
 
 __all__ = ["CLIENT_QUEUE", "LogClient", "LogHub", "format_line"]
 
@@ -64,23 +63,19 @@ class LogHub:
         self._clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
+        self._untap: Callable[[], None] | None = None
 
     def attach(self) -> None:
-        """Bind to the running loop and put :meth:`processor` into structlog's chain.
-
-        Called again every few seconds by the server: a SIGHUP reload reconfigures
-        structlog and would otherwise silently drop the tap.
-        """
+        """Bind to the running loop and tap the log (see :mod:`stratum_client.logsetup`)."""
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        processors: list[Processor] = list(structlog.get_config()["processors"])
-        if self.processor not in processors:
-            processors.insert(max(len(processors) - 1, 0), self.processor)
-            structlog.configure(processors=processors)
+        if self._untap is None:
+            self._untap = add_log_tap(self.processor)
 
     def detach(self) -> None:
-        processors = [p for p in structlog.get_config()["processors"] if p != self.processor]
-        structlog.configure(processors=processors)
+        if self._untap is not None:
+            self._untap()
+            self._untap = None
         self._loop = None
 
     def subscribe(self, size: int = CLIENT_QUEUE) -> LogClient:
@@ -105,10 +100,9 @@ class LogHub:
         for client in list(self.clients):
             client.offer(line)
 
-    def processor(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        """The structlog processor: copy, redact and publish; the event passes unchanged."""
+    def processor(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> None:
+        """The tap: copy, redact and publish; the event itself is left as it was."""
         if self.clients:
             copy = redact(logger, method, dict(event_dict))
             copy.setdefault("level", method)
             self.publish(format_line(copy, self._clock()))
-        return event_dict

@@ -44,6 +44,8 @@ __all__ = ["Pages", "StoredStatistics"]
 log = structlog.get_logger(__name__)
 
 STATIC = {"app.js": "text/javascript", "style.css": "text/css", "chart.js": "text/javascript"}
+MAX_LOG_CLIENTS = 8
+"""Live-log websockets at once (each holds one of the server's connections)."""
 SHARE_WATCH = 1.0
 """Seconds between checks for new share results (live-log lines)."""
 
@@ -168,6 +170,10 @@ class Pages:
 
     async def _websocket(self, request: web.BaseRequest) -> web.StreamResponse:
         socket = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096)
+        if not socket.can_prepare(request).ok:
+            return _json(rest.error(400, "/api/ws is a websocket: send an upgrade request"))
+        if len(self._sockets) >= MAX_LOG_CLIENTS:
+            return _json(rest.error(503, f"at most {MAX_LOG_CLIENTS} live-log clients"))
         await socket.prepare(request)
         client = self.logs.subscribe()
         self._sockets.add(socket)
@@ -203,7 +209,6 @@ class Pages:
         seen: tuple[int, int] | None = None
         while True:
             try:
-                self.logs.attach()
                 state = self.state_provider()
                 seen = self._share_lines(state, seen)
                 if self.store is not None and state.when - last_sample >= self.history_interval:

@@ -27,7 +27,7 @@ from stratum_client.api.ratelimit import RateLimiter
 from stratum_client.api.rest import HttpRequest, HttpResponse, RestAction, RestActionKind
 from stratum_client.api.rest_logs import LogHub
 from stratum_client.api.rest_pages import Pages
-from stratum_client.api.server import Admission, ApiServer
+from stratum_client.api.server import Admission, ApiServer, peer_host
 from stratum_client.config import ListenAddress
 from stratum_client.history import DEFAULT_NAME as HISTORY_NAME
 from stratum_client.secrets import Secret
@@ -120,23 +120,22 @@ class RestServer(ApiServer):
         self.pages = Pages(
             state_provider, self.logs, ledger_path, history_interval=history_interval
         )
-        self._web = web.Server(self._handle, access_log=None)
+        self._web: web.Server | None = None
         self._tasks_started: list[asyncio.Task[None]] = []
 
     def _protocol_factory(self) -> Callable[[], asyncio.BaseProtocol]:
         loop = asyncio.get_running_loop()
+        manager = self._web = web.Server(self._handle, access_log=None)
         options = {"loop": loop, "max_line_size": MAX_LINE, "max_field_size": MAX_LINE,
                    "max_headers": 64, "keepalive_timeout": 0.0, "access_log": None,
                    "lingering_time": 0.0}  # fmt: skip
-        return lambda: _Connection(self, self._web, **options)
+        return lambda: _Connection(self, manager, **options)
 
     # -- connection bookkeeping ----------------------------------------------------------
 
     def opened(self, connection: _Connection, transport: asyncio.BaseTransport) -> None:
         """Admit the connection and arm the deadline for its request head."""
-        info = transport.get_extra_info("peername")
-        peer = str(info[0]) if isinstance(info, tuple) and info else "unknown"
-        connection.admission = self.admit(peer)
+        connection.admission = self.admit(peer_host(transport))
         loop = asyncio.get_running_loop()
         connection.deadline = loop.call_later(self.read_timeout, _too_slow, transport)
         connection.forget = self.on_stop(transport.close)
@@ -167,8 +166,9 @@ class RestServer(ApiServer):
         self._tasks_started = []
         await self.pages.close_sockets()
         self.logs.detach()
-        with contextlib.suppress(Exception):
-            await self._web.shutdown(1.0)
+        if self._web is not None:
+            with contextlib.suppress(Exception):
+                await self._web.shutdown(1.0)
         self.pages.close_history()
 
     async def _sample(self) -> None:

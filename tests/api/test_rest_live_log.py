@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import aiohttp
+import pytest
 import structlog
 
 from stratum_client.api.model import MinerState
 from stratum_client.api.rest_logs import LogHub
 from stratum_client.api.rest_server import RestServer
 from stratum_client.config import ListenAddress
+from stratum_client.logsetup import configure_logging, reset_logging
 
 if TYPE_CHECKING:
     from conftest import RecordingControl
@@ -37,6 +40,15 @@ async def next_line(socket: aiohttp.ClientWebSocketResponse, containing: str) ->
                 return str(message.data)
 
 
+@pytest.fixture
+def daemon_logging() -> Iterator[None]:
+    """Logging as the daemon configures it (JSON to a buffer instead of the journal)."""
+    configure_logging("info", "json", {}, io.StringIO(), capture_stdlib=False)
+    yield
+    reset_logging()
+
+
+@pytest.mark.usefixtures("daemon_logging")
 async def test_log_events_and_share_lines_reach_the_socket(
     make_state: Callable[..., MinerState], control: RecordingControl
 ) -> None:
@@ -55,6 +67,11 @@ async def test_log_events_and_share_lines_reach_the_socket(
         assert "warning" in line
         assert "pool=0" in line
         assert "hunter22" not in line
+        structlog.get_logger("stratum_client.pool").debug("below the level")
+        configure_logging("info", "json", {}, io.StringIO(), capture_stdlib=False)  # SIGHUP
+        structlog.get_logger("stratum_client.pool").info("after the reload")
+        line = await next_line(socket, "stratum_client.pool")
+        assert "after the reload" in line  # and the debug line never came
         current[0] = dataclasses.replace(current[0], accepted=current[0].accepted + 3)
         shares = await next_line(socket, "share accepted")
         assert "count=3" in shares

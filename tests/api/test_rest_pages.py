@@ -38,6 +38,7 @@ async def test_page_files_and_summary(state: MinerState, control: RecordingContr
         script = await get(server.port, "/static/app.js")
         chart = await get(server.port, "/static/chart.js")
         missing = await get(server.port, "/static/../rest.py")
+        plain_ws = await get(server.port, "/api/ws")
         summary = await get(server.port, "/api/dashboard")
     status, headers, body = page
     assert status == 200
@@ -50,6 +51,8 @@ async def test_page_files_and_summary(state: MinerState, control: RecordingContr
     assert script[1]["Content-Type"].startswith("text/javascript")
     assert b"/api/ws" in script[2]
     assert missing[0] == 404
+    assert plain_ws[0] == 400
+    assert b"websocket" in plain_ws[2]
     data = json.loads(summary[2])
     assert data["hashrate"]["1m"] == 1500.0
     assert data["hashrate"]["10m"] is None  # no history file here
