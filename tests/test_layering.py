@@ -35,12 +35,15 @@ CORE_FILES = (
     "stratum_client/api/rest_metrics.py",
     "stratum_client/history/sample.py",
     "stratum_client/telemetry/topics.py",
+    "stratum_client/telemetry/commands.py",
     "stratum_client/telemetry/discovery.py",
     "stratum_client/energy/config.py",
     "stratum_client/energy/signals.py",
     "stratum_client/energy/power.py",
     "stratum_client/energy/governor.py",
+    "stratum_client/energy/policy.py",
     "stratum_client/energy/ledger.py",
+    "stratum_client/energy/intervals.py",
 )
 FORBIDDEN = {
     "asyncio",
@@ -133,6 +136,7 @@ KNOWN_IO_IMPORTS: dict[str, set[str]] = {
             "stratum_client.api.rest_summary",
             "stratum_client.api.rest_metrics",
             "stratum_client.telemetry.topics",
+            "stratum_client.telemetry.commands",
             "stratum_client.telemetry.discovery",
         )
     },
