@@ -88,11 +88,11 @@ async def test_metrics_equal_rest_and_cgminer_for_one_snapshot(
     for reason in info["sharesRejectedReasons"]:
         key = ("stratum_client_shares_rejected_total", (("reason", reason["message"]),))
         assert got[key] == reason["count"]
-    for pool, status in zip(pools, frozen.pools, strict=True):
+    for pool, configured in zip(pools, frozen.pools, strict=True):
         named = (("pool", str(pool["POOL"])),)
-        labels = (*named, ("result", "accepted"), ("url", status.url))
+        labels = (*named, ("result", "accepted"), ("url", configured.url))
         assert got[("stratum_client_pool_shares_total", labels)] == pool["Accepted"]
-        active = (*named, ("state", "active"), ("url", status.url))
+        active = (*named, ("state", "active"), ("url", configured.url))
         assert got[("stratum_client_pool_state", active)] == (1.0 if pool["Stratum Active"] else 0)
     for dev, device in zip(devs, frozen.devices, strict=True):
         labels = (("chain", device.name), ("model", device.model), ("result", "accepted"))

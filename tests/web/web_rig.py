@@ -38,7 +38,7 @@ class LiveWeb:
         assert self.rest.server is not None
         return f"http://127.0.0.1:{self.rest.server.port}"
 
-    def frequencies(self) -> dict[str, float]:
+    def frequencies(self) -> dict[str, float | None]:
         """Each chain's frequency as the daemon reports it (MHz)."""
         return {chain.name: chain.frequency_mhz for chain in self.daemon.snapshot().chains}
 
