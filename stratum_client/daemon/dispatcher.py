@@ -8,9 +8,12 @@ this pure lets the rules that decide whether a share is ever lost be tested exha
   and every found share ends accepted, rejected or lost with a reason, or is still pending
   or in flight: ``found == accepted + rejected + lost + pending + in_flight`` always holds
   (:attr:`DispatchSnapshot.balanced`).
-* **Extranonce2 never repeats within a job.** One counter per (job id, prevhash,
-  extranonce2 size) is shared by all chains and survives a repeated notify, so a non-clean
-  notify can never recreate work already hashed (ESP-Miner reset it: duplicate shares).
+* **Job state has one owner**, the pool's :class:`~stratum_client.protocol.jobs.JobTable`:
+  the session changes it, the manager keeps it across reconnects, and the dispatcher
+  builds work from its live jobs and asks it whether a nonce's job is still live.
+* **Extranonce2 never repeats within a job.** The table keeps one counter per (job id,
+  prevhash, extranonce2 size), shared by all chains and kept across a repeated notify, so
+  a non-clean notify can never recreate work already hashed (ESP-Miner reset it).
 * **Difficulty applies at check time.** Pools apply vardiff as soon as they send
   ``set_difficulty``; checking against the difficulty stamped on the job (ESP-Miner applies
   it at the next notify) sends shares the pool rejects as low difficulty.
@@ -31,21 +34,25 @@ this pure lets the rules that decide whether a share is ever lost be tested exha
 from __future__ import annotations
 
 import math
-from collections import Counter, OrderedDict, deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import structlog
 
 from stratum_client.asic.base import FoundNonce
-from stratum_client.daemon.stats import (
-    NonceClass,
-    ShareCounts,
-    ShareStats,
-    WorkerSnapshot,
-    WorkerStats,
+from stratum_client.daemon.dispatch_records import (
+    Action,
+    ChainSpec,
+    DeviceSnapshot,
+    DispatchSnapshot,
+    FlushChains,
+    PoolSnapshot,
+    SetVersionMask,
+    SubmitShare,
 )
+from stratum_client.daemon.share_queue import LOST_QUEUE_FULL, ShareQueue
+from stratum_client.daemon.stats import NonceClass, ShareStats, WorkerStats
 from stratum_client.errors import WorkError
 from stratum_client.pool.types import (
     ManagerEvent,
@@ -57,10 +64,17 @@ from stratum_client.pool.types import (
     ShareUnanswered,
 )
 from stratum_client.protocol import events as ev
-from stratum_client.protocol.jobs import same_work
+from stratum_client.protocol.jobs import (
+    LOST_CLEAN_JOBS,
+    LOST_EXTRANONCE_CHANGED,
+    LOST_JOB_REPLACED,
+    LOST_NOT_RESUMED,
+    JobEntry,
+    JobTable,
+    Retired,
+)
 from stratum_client.protocol.messages import SubmitErrorCode
-from stratum_client.work.builder import MIDSTATE_COUNTS, JobBuilder
-from stratum_client.work.extranonce import Extranonce2Counter
+from stratum_client.work.builder import JobBuilder
 from stratum_client.work.job import Job, Work
 from stratum_client.work.target import DIFF1_TARGET, difficulty_to_target, nbits_to_target
 from stratum_client.work.versionroll import version_bits
@@ -86,185 +100,44 @@ __all__ = [
 ]
 
 LOST_POOL_SWITCHED = "pool switched"
-LOST_NOT_RESUMED = "session not resumed: extranonce1 changed"
-LOST_EXTRANONCE_CHANGED = "extranonce1 changed by the pool (mining.set_extranonce)"
-LOST_CLEAN_JOBS = "job invalidated by clean_jobs (new block)"
-LOST_JOB_REPLACED = "job id reused by the pool for different work"
-LOST_QUEUE_FULL = "pending queue full"
 LOST_STALE = "stale: job invalidated"
 
-_RETIRED_KEPT = 256
-"""Invalidated jobs remembered, to attribute late nonces and refused shares to a pool."""
-_COUNTERS_PER_JOB_SLOT = 8
-"""Extranonce2 counters kept per pool, as a multiple of the job history."""
+DEDUPE_WINDOW = 65536
+"""Nonce keys remembered for duplicate detection (about 8 MiB when full)."""
 
 _log = structlog.get_logger(__name__)
 
 _NonceKey = tuple[str, bytes, bytes, int, int, int]
-
-
-# -- what the shell is told ---------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ChainSpec:
-    """One chain the dispatcher feeds.
-
-    ``ticket_difficulty`` is the difficulty every nonce the chain reports meets (the
-    driver's *effective* ticket, scale included): each nonce stands for that many times
-    ``2**32`` hashes in the hashrate estimate.
-    """
-
-    name: str
-    midstates: int
-    """The driver's :attr:`~stratum_client.asic.base.AsicDriver.midstates`: 0, 1 or 4."""
-    chips: int
-    ticket_difficulty: float = 256.0
-
-    def __post_init__(self) -> None:
-        if self.midstates not in MIDSTATE_COUNTS:
-            raise ValueError(f"chain {self.name!r}: midstates must be one of {MIDSTATE_COUNTS}")
-        if self.chips < 1:
-            raise ValueError(f"chain {self.name!r}: needs at least one chip")
-        if not math.isfinite(self.ticket_difficulty) or self.ticket_difficulty <= 0:
-            raise ValueError(f"chain {self.name!r}: ticket difficulty must be positive")
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitShare:
-    """Hand ``share`` to ``PoolManager.submit``; if it returns False call
-    :meth:`Dispatcher.submit_refused`."""
-
-    share: Share
-
-
-@dataclass(frozen=True, slots=True)
-class FlushChains:
-    """Call ``flush_work`` on every chain and send fresh work at once."""
-
-
-@dataclass(frozen=True, slots=True)
-class SetVersionMask:
-    """Program ``mask`` into every chain (full-header chips roll on-chip)."""
-
-    mask: int
-
-
-Action = SubmitShare | FlushChains | SetVersionMask
-
-
-@dataclass(frozen=True, slots=True)
-class PoolSnapshot:
-    """One pool as the dispatcher sees it."""
-
-    index: int
-    name: str
-    active: bool
-    """This pool's jobs feed the chains."""
-    session_up: bool
-    difficulty: float | None
-    """Share difficulty in force now (None before the first job)."""
-    version_mask: int
-    extranonce1: bytes | None
-    jobs: int
-    pending: int
-    in_flight: int
-    shares: ShareCounts
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceSnapshot:
-    """One chain: totals and one entry per chip, in chain order."""
-
-    name: str
-    ticket_difficulty: float
-    total: WorkerSnapshot
-    chips: tuple[WorkerSnapshot, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchSnapshot:
-    """Everything the status line, the demo summary and the APIs read, at ``at``."""
-
-    at: float
-    active_pool: int | None
-    session_up: bool
-    current_difficulty: float | None
-    version_mask: int | None
-    """The mask last programmed into the chains (None: never set)."""
-    job_count: int
-    found_shares: int
-    accepted: int
-    rejected: int
-    lost: int
-    pending: int
-    in_flight: int
-    lost_by_reason: Mapping[str, int]
-    blocks_found: int
-    best_share: float
-    exhausted_jobs: int
-    """Jobs whose extranonce2 space ran out (they gave no more work)."""
-    untracked_outcomes: int
-    """Outcomes for shares this dispatcher did not have in flight (a manager bug)."""
-    total: WorkerSnapshot
-    pools: tuple[PoolSnapshot, ...]
-    devices: tuple[DeviceSnapshot, ...]
-
-    @property
-    def balanced(self) -> bool:
-        """The share ledger adds up: no found share vanished unaccounted."""
-        ends = self.accepted + self.rejected + self.lost + self.pending + self.in_flight
-        return self.found_shares == ends
-
-
-# -- internal state -----------------------------------------------------------------
-
-
-@dataclass(slots=True, eq=False)
-class _JobEntry:
-    pool: int
-    job: Job
-    counter: Extranonce2Counter
-    builder: JobBuilder | None = None
-    exhausted: bool = False
-    former: list[Job] = field(default_factory=list)
-    """Earlier copies of ``job`` (before a mask change) still referenced by work in flight."""
-
-
-@dataclass(slots=True, eq=False)
-class _Retired:
-    job: Job
-    """Held so that ``id(job)`` cannot be reused while the record exists."""
-    pool: int
-    reason: str | None
-    """Why shares for it are lost; None when it merely aged out of the history."""
+JobTables = Callable[[int], JobTable]
+"""The job table of the pool at an index (the pool manager's)."""
 
 
 @dataclass(slots=True, eq=False)
 class _PoolWork:
-    """The dispatcher's view of one pool: work in force, difficulty and share counters."""
+    """The dispatcher's view of one pool: its session, difficulty and share counters."""
 
     index: int
+    table: JobTable
     name: str = ""
     up: bool = False
     session_job: bool = False
     """The current session has sent a job. Until it has, shares wait: the session could
     not name their job, and would refuse them as unknown."""
-    extranonce1: bytes | None = None
-    extranonce2_size: int = 0
-    extranonce_reason: str = LOST_NOT_RESUMED
+    feeding: Job | None = None
+    """The newest job when the chains were last given work from this pool."""
     difficulty: float | None = None
     difficulty_since_down: bool = False
-    version_mask: int = 0
-    jobs: OrderedDict[str, _JobEntry] = field(default_factory=OrderedDict)
-    counters: OrderedDict[tuple[str, bytes, int], Extranonce2Counter] = field(
-        default_factory=OrderedDict
-    )
     stats: ShareStats = field(default_factory=ShareStats)
 
     def difficulty_for(self, job: Job) -> float:
         """The difficulty in force now; the job's own only until the pool sets one."""
         return job.difficulty if self.difficulty is None else self.difficulty
+
+    def work_void(self) -> bool:
+        """The job the chains were fed is no longer live: their work can only be stale."""
+        fed = self.feeding
+        self.feeding = self.table.newest()
+        return fed is not None and not isinstance(self.table.classify(fed), JobEntry)
 
 
 @dataclass(slots=True, eq=False)
@@ -298,8 +171,9 @@ class _Verdict:
 _SHARE_CLASSES = frozenset({NonceClass.SHARE, NonceClass.BLOCK})
 
 
-DEDUPE_WINDOW = 65536
-"""Nonce keys remembered for duplicate detection (about 8 MiB when full)."""
+def _own_tables() -> JobTables:
+    tables: dict[int, JobTable] = {}
+    return lambda index: tables.setdefault(index, JobTable())
 
 
 class Dispatcher:
@@ -308,40 +182,39 @@ class Dispatcher:
     Only the *active* pool (the last one reported up) feeds the chains. While its session
     is down, mining continues on its current jobs and shares wait in a bounded queue;
     they are submitted when the pool comes back with the same extranonce1.
+    ``job_tables`` gives each pool's job table (without a pool manager: its own).
     """
 
     def __init__(
         self,
         chains: Sequence[ChainSpec],
         *,
+        job_tables: JobTables | None = None,
         pending_limit: int = 1024,
         dedupe_window: int = DEDUPE_WINDOW,
-        job_history: int = 8,
     ) -> None:
-        if pending_limit < 0 or dedupe_window < 1 or job_history < 1:
-            raise ValueError("pending_limit ≥ 0, dedupe_window ≥ 1 and job_history ≥ 1")
+        if pending_limit < 0 or dedupe_window < 1:
+            raise ValueError("pending_limit ≥ 0 and dedupe_window ≥ 1")
         self._chains: dict[str, _Chain] = {}
         for spec in chains:
             if spec.name in self._chains:
                 raise ValueError(f"duplicate chain name {spec.name!r}")
             chips = [WorkerStats() for _ in range(spec.chips)]
             self._chains[spec.name] = _Chain(spec, chips=chips)
-        self._pending_limit = pending_limit
+        self._tables = _own_tables() if job_tables is None else job_tables
         self._dedupe_window = dedupe_window
-        self._job_history = job_history
         self._pools: dict[int, _PoolWork] = {}
         self._source: _PoolWork | None = None
         self._programmed_mask: int | None = None
-        self._retired: OrderedDict[int, _Retired] = OrderedDict()
-        self._pending: OrderedDict[int, Share] = OrderedDict()
-        self._serial = 0
-        self._in_flight: dict[Share, int] = {}
-        self._in_flight_count = 0
-        self._seen: set[_NonceKey] = set()
-        self._seen_order: deque[_NonceKey] = deque()
+        self._queue = ShareQueue(pending_limit, self._lose)
+        self._seen: dict[_NonceKey, None] = {}
         self._total = WorkerStats()
         self._exhausted_jobs = 0
         self._untracked_outcomes = 0
+
+    def job_table(self, pool: int) -> JobTable:
+        """The job table the dispatcher asks about ``pool``'s jobs."""
+        return self._pool(pool).table
 
     # -- pool side --------------------------------------------------------------------
 
@@ -369,20 +242,18 @@ class Dispatcher:
 
     def _on_pool_up(self, event: PoolUp) -> list[Action]:
         pool = self._pool(event.pool)
+        pool.table = self._tables(event.pool)
         pool.name = event.name
         previous, self._source = self._source, pool
         if not event.resumed and not pool.difficulty_since_down:
             pool.difficulty = None  # the old session's vardiff does not carry over
         pool.up = True
-        changed = self._adopt_extranonce(
-            pool, event.extranonce1, event.extranonce2_size, LOST_NOT_RESUMED
-        )
+        void = pool.work_void()
         if previous is not None and previous is not pool:
             _log.info("pool switched", old=previous.name, new=pool.name)
-            self._retire(previous, list(previous.jobs.values()), LOST_POOL_SWITCHED)
         self._sweep_pending()
         actions: list[Action] = self._mask_action(pool)
-        if changed or previous is not pool:
+        if void or previous is not pool:
             actions.append(FlushChains())
         if pool.session_job:  # the pool sent a job before the authorize reply
             actions.extend(self._submit_pending())
@@ -399,133 +270,53 @@ class Dispatcher:
     def _on_session_event(self, pool: _PoolWork, event: ev.Event) -> list[Action]:
         match event:
             case ev.NewJob():
-                return self._on_new_job(pool, event)
+                return self._on_jobs_changed(pool, new_job=True)
             case ev.DifficultyChanged():
                 pool.difficulty = event.difficulty
                 pool.difficulty_since_down = True
             case ev.VersionRollingNegotiated() | ev.VersionMaskChanged():
-                return self._on_mask(pool, event.mask)
+                return self._mask_action(pool)
             case ev.VersionRollingUnavailable():
-                return self._on_mask(pool, 0)
+                return self._mask_action(pool)
             case ev.ExtranonceChanged():
-                return self._on_extranonce(pool, event)
+                return self._on_jobs_changed(pool, new_job=False)
         return []
 
-    def _on_new_job(self, pool: _PoolWork, event: ev.NewJob) -> list[Action]:
-        job = event.job
-        reason = LOST_EXTRANONCE_CHANGED if pool.up else LOST_NOT_RESUMED
-        changed = self._adopt_extranonce(pool, job.extranonce1, job.extranonce2_size, reason)
-        newest = next(reversed(pool.jobs.values()), None)
-        if event.clean:
-            # A resumed pool re-announces its current job as clean: that job stays valid
-            # (and so do the shares found on it); everything else is gone.
-            older = [e for e in pool.jobs.values() if not same_work(e.job, job)]
-            self._retire(pool, older, LOST_CLEAN_JOBS)
-        self._add_job(pool, job)
-        self._sweep_pending()
+    def _on_jobs_changed(self, pool: _PoolWork, *, new_job: bool) -> list[Action]:
+        """The session changed the pool's jobs: flush work that went void, drop queued
+        shares that can no longer be accepted, and send the rest once the session has
+        a job to name them by."""
         actions: list[Action] = []
-        kept = newest is not None and pool.jobs.get(newest.job.job_id) is newest
-        if pool is self._source and (changed or not kept):
+        if pool.work_void() and pool is self._source:
             actions.append(FlushChains())
-        first, pool.session_job = not pool.session_job, True
-        if first and pool.up and pool is self._source:
-            actions.extend(self._submit_pending())
+        self._sweep_pending()
+        if new_job:
+            first, pool.session_job = not pool.session_job, True
+            if first and pool.up and pool is self._source:
+                actions.extend(self._submit_pending())
         return actions
 
-    def _on_mask(self, pool: _PoolWork, mask: int) -> list[Action]:
-        """The pool's mask changed: it applies to held jobs at once (BIP310)."""
-        pool.version_mask = mask
-        for entry in pool.jobs.values():
-            if entry.job.version_mask != mask:
-                entry.former.append(entry.job)
-                entry.job = replace(entry.job, version_mask=mask)
-                entry.builder = None
-        return self._mask_action(pool)
-
-    def _on_extranonce(self, pool: _PoolWork, event: ev.ExtranonceChanged) -> list[Action]:
-        newest = next(reversed(pool.jobs.values()), None)
-        en1, size = event.extranonce1, event.extranonce2_size
-        if not self._adopt_extranonce(pool, en1, size, LOST_EXTRANONCE_CHANGED):
-            return []
-        if newest is not None:
-            self._add_job(pool, replace(newest.job, extranonce1=en1, extranonce2_size=size))
-        self._sweep_pending()
-        return [FlushChains()] if pool is self._source else []
-
     def _mask_action(self, pool: _PoolWork) -> list[Action]:
-        if pool is not self._source or pool.version_mask == self._programmed_mask:
+        mask = pool.table.version_mask
+        if pool is not self._source or mask == self._programmed_mask:
             return []
-        self._programmed_mask = pool.version_mask
-        return [SetVersionMask(pool.version_mask)]
+        self._programmed_mask = mask
+        return [SetVersionMask(mask)]
 
     def _pool(self, index: int) -> _PoolWork:
         pool = self._pools.get(index)
         if pool is None:
-            pool = self._pools[index] = _PoolWork(index, name=f"pool{index}")
+            pool = self._pools[index] = _PoolWork(index, self._tables(index), name=f"pool{index}")
         return pool
 
-    # -- the job table ----------------------------------------------------------------
-
-    def _adopt_extranonce(self, pool: _PoolWork, en1: bytes, size: int, reason: str) -> bool:
-        """Make ``en1`` the pool's; jobs built on another one are retired. True if any."""
-        if pool.extranonce1 == en1 and pool.extranonce2_size == size:
-            return False
-        pool.extranonce1, pool.extranonce2_size = en1, size
-        pool.extranonce_reason = reason
-        other = [e for e in pool.jobs.values() if not _same_extranonce(e.job, en1, size)]
-        self._retire(pool, other, reason)
-        return bool(other)
-
-    def _add_job(self, pool: _PoolWork, job: Job) -> None:
-        current = pool.jobs.get(job.job_id)
-        if current is not None:
-            if same_work(current.job, job):
-                pool.jobs.move_to_end(job.job_id)  # a repeat: same work, same counter
-                return
-            self._retire(pool, [current], LOST_JOB_REPLACED)
-        pool.jobs[job.job_id] = _JobEntry(pool.index, job, self._counter(pool, job))
-        while len(pool.jobs) > self._job_history:
-            oldest = next(iter(pool.jobs.values()))
-            self._retire(pool, [oldest], None)
-
-    def _counter(self, pool: _PoolWork, job: Job) -> Extranonce2Counter:
-        """The job id's counter: shared across repeats so no extranonce2 is reused."""
-        key = (job.job_id, job.prevhash, job.extranonce2_size)
-        counter = pool.counters.get(key)
-        if counter is None:
-            counter = pool.counters[key] = Extranonce2Counter(job.extranonce2_size)
-            while len(pool.counters) > self._job_history * _COUNTERS_PER_JOB_SLOT:
-                pool.counters.popitem(last=False)
-        else:
-            pool.counters.move_to_end(key)
-        return counter
-
-    def _retire(self, pool: _PoolWork, entries: list[_JobEntry], reason: str | None) -> None:
-        for entry in entries:
-            if pool.jobs.get(entry.job.job_id) is entry:
-                del pool.jobs[entry.job.job_id]
-            for job in (*entry.former, entry.job):
-                self._retired[id(job)] = _Retired(job, pool.index, reason)
-                self._retired.move_to_end(id(job))
-        while len(self._retired) > _RETIRED_KEPT:
-            self._retired.popitem(last=False)
-        # Not for every new block: even a filtered-out structlog call costs tens of µs
-        # on the notify → job path of an idle daemon, and clean jobs are routine.
-        if entries and reason is not None and reason != LOST_CLEAN_JOBS:
-            _log.debug("jobs retired", pool=pool.name, count=len(entries), reason=reason)
-
-    def _live_entry(self, job: Job) -> _JobEntry | None:
+    def _live_entry(self, job: Job) -> JobEntry | None:
         source = self._source
-        entry = None if source is None else source.jobs.get(job.job_id)
-        if entry is None or (entry.job is not job and not same_work(entry.job, job)):
-            return None
-        return entry
+        state = None if source is None else source.table.classify(job)
+        return state if isinstance(state, JobEntry) else None
 
-    def _retired_pool(self, job: Job) -> _PoolWork | None:
-        record = self._retired.get(id(job))
-        if record is None or record.job is not job:
-            return None
-        return self._pools.get(record.pool)
+    def _pool_of(self, job: Job) -> _PoolWork | None:
+        """The pool whose table knows ``job`` (live or retired), for a stale nonce."""
+        return next((p for p in self._pools.values() if p.table.classify(job) is not None), None)
 
     # -- work -------------------------------------------------------------------------
 
@@ -537,7 +328,7 @@ class Dispatcher:
         source = self._source
         if source is None:
             return None
-        for entry in reversed(source.jobs.values()):
+        for entry in source.table.newest_first():
             builder = self._builder(entry)
             if builder is None:
                 continue
@@ -546,7 +337,7 @@ class Dispatcher:
             return builder.build(entry.counter.take(), midstates=midstates)
         return None
 
-    def _builder(self, entry: _JobEntry) -> JobBuilder | None:
+    def _builder(self, entry: JobEntry) -> JobBuilder | None:
         """The entry's cached builder, or None if the job can give no more work."""
         if entry.exhausted:
             return None
@@ -561,7 +352,7 @@ class Dispatcher:
                 return None
         return entry.builder
 
-    def _exhaust(self, entry: _JobEntry, why: str) -> None:
+    def _exhaust(self, entry: JobEntry, why: str) -> None:
         entry.exhausted = True
         self._exhausted_jobs += 1
         _log.warning("job gives no more work", job_id=entry.job.job_id, reason=why)
@@ -590,12 +381,12 @@ class Dispatcher:
 
     def _judge(self, unit: _Chain, found: FoundNonce) -> _Verdict:
         value = _hash_value(found)
-        entry = self._live_entry(found.work.job)
+        work, job = found.work, found.work.job
+        entry = self._live_entry(job)
         bits = _submit_bits(found, None if entry is None else entry.job.version_mask)
         if value is None or bits is None or not 0 <= found.chip < unit.spec.chips:
             return _Verdict(NonceClass.HW_ERROR)
         difficulty = DIFF1_TARGET / value if value else math.inf
-        work, job = found.work, found.work.job
         key = (
             job.job_id,
             job.extranonce1,
@@ -607,12 +398,13 @@ class Dispatcher:
         if self._seen_before(key):
             return _Verdict(NonceClass.DUPLICATE, difficulty)
         if entry is None:
-            pool = self._retired_pool(job)
+            pool = self._pool_of(job)
             target = difficulty_to_target(
                 job.difficulty if pool is None else pool.difficulty_for(job)
             )
             return _Verdict(NonceClass.STALE, difficulty, bits, pool, value <= target)
-        pool = self._pools[entry.pool]
+        pool = self._source
+        assert pool is not None
         if value <= nbits_to_target(job.nbits):
             return _Verdict(NonceClass.BLOCK, difficulty, bits, pool)
         if value > difficulty_to_target(pool.difficulty_for(job)):
@@ -620,12 +412,13 @@ class Dispatcher:
         return _Verdict(NonceClass.SHARE, difficulty, bits, pool)
 
     def _seen_before(self, key: _NonceKey) -> bool:
-        if key in self._seen:
+        """An insertion-ordered dict is the window: oldest keys are forgotten first."""
+        seen = self._seen
+        if key in seen:
             return True
-        self._seen.add(key)
-        self._seen_order.append(key)
-        if len(self._seen_order) > self._dedupe_window:
-            self._seen.discard(self._seen_order.popleft())
+        seen[key] = None
+        if len(seen) > self._dedupe_window:
+            del seen[next(iter(seen))]
         return False
 
     def _count(self, unit: _Chain, chip: int, verdict: _Verdict, now: float) -> None:
@@ -657,38 +450,16 @@ class Dispatcher:
         if block:
             _log.warning("block candidate found", job_id=share.job.job_id, device=share.device)
         if verdict.pool.up and verdict.pool.session_job:
-            self._send(share)
+            self._queue.send(share)
             return [SubmitShare(share)]
-        self._enqueue(share)
+        self._queue.enqueue(share)
         return []
 
     # -- the share ledger -------------------------------------------------------------
 
-    def _send(self, share: Share) -> None:
-        self._in_flight[share] = self._in_flight.get(share, 0) + 1
-        self._in_flight_count += 1
-
-    def _take_in_flight(self, share: Share) -> bool:
-        count = self._in_flight.get(share, 0)
-        if not count:
-            return False
-        if count == 1:
-            del self._in_flight[share]
-        else:
-            self._in_flight[share] = count - 1
-        self._in_flight_count -= 1
-        return True
-
-    def _take_pending(self, share: Share) -> bool:
-        for serial, queued in self._pending.items():
-            if queued == share:
-                del self._pending[serial]
-                return True
-        return False
-
     def _requeue(self, share: Share) -> None:
         """A share that did not reach the pool goes back to the queue (or is lost)."""
-        if not self._take_in_flight(share):
+        if not self._queue.take_in_flight(share):
             self._untracked_outcomes += 1
             _log.warning("no share in flight to requeue", job_id=share.job.job_id)
             return
@@ -696,45 +467,31 @@ class Dispatcher:
         if reason is not None:
             self._lose(share, reason)
         else:
-            self._enqueue(share)
-
-    def _enqueue(self, share: Share) -> None:
-        self._serial += 1
-        self._pending[self._serial] = share
-        while len(self._pending) > self._pending_limit:
-            _, oldest = self._pending.popitem(last=False)
-            self._lose(oldest, LOST_QUEUE_FULL)
+            self._queue.enqueue(share)
 
     def _fate(self, share: Share) -> str | None:
         """Why a queued share can never be accepted now, or None if it still can."""
         source = self._source
         if source is None or share.pool != source.index:
             return LOST_POOL_SWITCHED
-        record = self._retired.get(id(share.job))
-        if record is not None and record.job is share.job and record.reason is not None:
-            return record.reason
-        if not _same_extranonce(share.job, source.extranonce1, source.extranonce2_size):
-            return source.extranonce_reason
+        state = source.table.classify(share.job)
+        if isinstance(state, Retired):
+            return state.reason
+        job, table = share.job, source.table
+        if state is None and (job.extranonce1, job.extranonce2_size) != (
+            table.extranonce1,
+            table.extranonce2_size,
+        ):
+            return LOST_NOT_RESUMED
         return None
 
     def _sweep_pending(self) -> None:
-        lost: Counter[str] = Counter()
-        for serial, share in list(self._pending.items()):
-            reason = self._fate(share)
-            if reason is not None:
-                del self._pending[serial]
-                self._lose(share, reason)
-                lost[reason] += 1
-        for reason, count in lost.items():
+        for reason, count in self._queue.sweep(self._fate).items():
             _log.warning("queued shares lost", count=count, reason=reason)
 
     def _submit_pending(self) -> list[Action]:
         """Everything still queued belongs to the active pool's session: send it."""
-        shares = list(self._pending.values())
-        self._pending.clear()
-        for share in shares:
-            self._send(share)
-        return [SubmitShare(share) for share in shares]
+        return [SubmitShare(share) for share in self._queue.send_all()]
 
     def _lose(self, share: Share, reason: str) -> None:
         for stats in self._share_ledgers(share):
@@ -742,7 +499,7 @@ class Dispatcher:
 
     def _on_outcome(self, outcome: ShareOutcome, now: float) -> None:
         share = outcome.share
-        if not self._take_in_flight(share) and not self._take_pending(share):
+        if not self._queue.take_in_flight(share) and not self._queue.take_pending(share):
             self._untracked_outcomes += 1
             _log.warning("outcome for an unknown share", job_id=share.job.job_id)
             return
@@ -786,13 +543,13 @@ class Dispatcher:
             session_up=source is not None and source.up,
             current_difficulty=None if source is None else _current_difficulty(source),
             version_mask=self._programmed_mask,
-            job_count=0 if source is None else len(source.jobs),
+            job_count=0 if source is None else len(source.table),
             found_shares=totals.found,
             accepted=totals.accepted,
             rejected=totals.rejected,
             lost=totals.lost,
-            pending=len(self._pending),
-            in_flight=self._in_flight_count,
+            pending=self._queue.pending_count,
+            in_flight=self._queue.in_flight_count,
             lost_by_reason=MappingProxyType(dict(totals.lost_by_reason)),
             blocks_found=totals.blocks_found,
             best_share=totals.best_share,
@@ -804,18 +561,18 @@ class Dispatcher:
         )
 
     def _pool_snapshot(self, pool: _PoolWork) -> PoolSnapshot:
-        index = pool.index
+        active = pool is self._source
         return PoolSnapshot(
             index=pool.index,
             name=pool.name,
-            active=pool is self._source,
+            active=active,
             session_up=pool.up,
             difficulty=_current_difficulty(pool),
-            version_mask=pool.version_mask,
-            extranonce1=pool.extranonce1,
-            jobs=len(pool.jobs),
-            pending=sum(1 for share in self._pending.values() if share.pool == index),
-            in_flight=sum(n for share, n in self._in_flight.items() if share.pool == index),
+            version_mask=pool.table.version_mask,
+            extranonce1=pool.table.extranonce1,
+            jobs=len(pool.table) if active else 0,
+            pending=sum(1 for share in self._queue.pending() if share.pool == pool.index),
+            in_flight=self._queue.in_flight_for(pool.index),
             shares=pool.stats.snapshot(),
         )
 
@@ -849,15 +606,11 @@ def _submit_bits(found: FoundNonce, mask: int | None = None) -> int | None:
         return None
 
 
-def _same_extranonce(job: Job, en1: bytes | None, size: int) -> bool:
-    return job.extranonce1 == en1 and job.extranonce2_size == size
-
-
 def _current_difficulty(pool: _PoolWork) -> float | None:
     if pool.difficulty is not None:
         return pool.difficulty
-    newest = next(reversed(pool.jobs.values()), None)
-    return None if newest is None else newest.job.difficulty
+    newest = pool.table.newest()
+    return None if newest is None else newest.difficulty
 
 
 def _device_snapshot(unit: _Chain, now: float) -> DeviceSnapshot:
