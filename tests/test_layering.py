@@ -22,6 +22,7 @@ CORE_EXEMPT = {
 CORE_FILES = (
     "stratum_client/daemon/dispatcher.py",
     "stratum_client/daemon/dispatch_records.py",
+    "stratum_client/daemon/dispatch_state.py",
     "stratum_client/daemon/share_queue.py",
     "stratum_client/daemon/stats.py",
     "stratum_client/api/cgminer.py",

@@ -3,7 +3,8 @@
 A share waits (bounded, oldest dropped first) while no session can take it, and is in
 flight from ``PoolManager.submit`` until its outcome. The same share may be in flight
 more than once (a re-emitted nonce the pool must judge twice), so in-flight shares are
-counted, not just held.
+counted, not just held. Every found share ends in the counters as accepted, rejected or
+lost with a reason, each counted in every ledger ``ledgers`` gives for it.
 """
 
 from __future__ import annotations
@@ -11,19 +12,27 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 
-from stratum_client.pool.types import Share
+import structlog
+
+from stratum_client.daemon.stats import ShareStats
+from stratum_client.pool.types import Share, ShareOutcome
+from stratum_client.protocol.messages import SubmitErrorCode
 
 __all__ = ["LOST_QUEUE_FULL", "ShareQueue"]
 
 LOST_QUEUE_FULL = "pending queue full"
 
+_log = structlog.get_logger("stratum_client.daemon.dispatcher")
+
 
 class ShareQueue:
-    """Pending and in-flight shares; every share dropped goes to ``lose`` with a reason."""
+    """Pending and in-flight shares, and the counters of how each one ended."""
 
-    def __init__(self, limit: int, lose: Callable[[Share, str], None]) -> None:
+    def __init__(self, limit: int, ledgers: Callable[[Share], list[ShareStats]]) -> None:
         self._limit = limit
-        self._lose = lose
+        self._ledgers = ledgers
+        self.untracked = 0
+        """Outcomes for shares not in flight here (a pool-manager bug)."""
         self._pending: OrderedDict[int, Share] = OrderedDict()
         self._serial = 0
         self._in_flight: dict[Share, int] = {}
@@ -66,7 +75,7 @@ class ShareQueue:
         self._pending[self._serial] = share
         while len(self._pending) > self._limit:
             _, oldest = self._pending.popitem(last=False)
-            self._lose(oldest, LOST_QUEUE_FULL)
+            self.lose(oldest, LOST_QUEUE_FULL)
 
     def sweep(self, fate: Callable[[Share], str | None]) -> Counter[str]:
         """Drop every waiting share ``fate`` gives a reason for; the reasons counted."""
@@ -77,7 +86,7 @@ class ShareQueue:
             reason = fate(share)
             if reason is not None:
                 del self._pending[serial]
-                self._lose(share, reason)
+                self.lose(share, reason)
                 lost[reason] += 1
         return lost
 
@@ -88,3 +97,46 @@ class ShareQueue:
         for share in shares:
             self.send(share)
         return shares
+
+    def found(self, share: Share, *, send: bool) -> None:
+        """Count a found share, then put it in flight (``send``) or make it wait."""
+        for stats in self._ledgers(share):
+            stats.record_found(share.difficulty, block=share.block)
+        if send:
+            self.send(share)
+        else:
+            self.enqueue(share)
+
+    def lose(self, share: Share, reason: str) -> None:
+        for stats in self._ledgers(share):
+            stats.record_lost(reason)
+
+    def requeue(self, share: Share, fate: Callable[[Share], str | None]) -> None:
+        """A share that did not reach the pool waits again, unless ``fate`` says why it
+        never can be accepted now."""
+        if not self.take_in_flight(share):
+            self.untracked += 1
+            _log.warning("no share in flight to requeue", job_id=share.job.job_id)
+            return
+        reason = fate(share)
+        if reason is not None:
+            self.lose(share, reason)
+        else:
+            self.enqueue(share)
+
+    def outcome(self, outcome: ShareOutcome, now: float) -> None:
+        share = outcome.share
+        if not self.take_in_flight(share) and not self.take_pending(share):
+            self.untracked += 1
+            _log.warning("outcome for an unknown share", job_id=share.job.job_id)
+            return
+        if outcome.accepted:
+            for stats in self._ledgers(share):
+                stats.record_accepted(share.difficulty, now)
+            return
+        kind = SubmitErrorCode.classify(outcome.code, outcome.reason)
+        reason = kind.name.lower().replace("_", " ")
+        stale = kind is SubmitErrorCode.JOB_NOT_FOUND
+        _log.info("share rejected", reason=outcome.reason, code=outcome.code, kind=reason)
+        for stats in self._ledgers(share):
+            stats.record_rejected(share.difficulty, reason, stale=stale)

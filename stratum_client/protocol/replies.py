@@ -13,17 +13,21 @@ from stratum_client.protocol import params as wire
 from stratum_client.protocol.codec import encode
 from stratum_client.protocol.events import Output, SendBytes
 from stratum_client.protocol.messages import Notification, Response, StratumError, preview
+from stratum_client.protocol.settings import SessionSettings
 from stratum_client.protocol.tracker import Pending
 
 __all__ = [
+    "EXTRANONCE_SUBSCRIBE",
     "METHOD_NOT_FOUND",
     "SUBMIT",
+    "SUGGEST_DIFFICULTY",
     "answer",
     "on_optional_reply",
     "on_ping",
     "on_reconnect",
     "on_show_message",
     "on_submit_reply",
+    "optional_requests",
     "refusal",
     "scrubbed",
     "timed_out",
@@ -31,6 +35,8 @@ __all__ = [
 ]
 
 SUBMIT = "mining.submit"
+SUGGEST_DIFFICULTY = "mining.suggest_difficulty"
+EXTRANONCE_SUBSCRIBE = "mining.extranonce.subscribe"
 METHOD_NOT_FOUND = -32601
 """JSON-RPC's code, sent in the ``[code, message, null]`` form every Stratum pool parses."""
 _SCRUB_MIN = 4  # shorter passwords ("x") are placeholders, not secrets
@@ -57,6 +63,17 @@ def unknown_method(message: Notification) -> list[Output]:
         return [note]
     error = StratumError(METHOD_NOT_FOUND, f"Method not found: {message.method}")
     return [reply(message, None, error), note]
+
+
+def optional_requests(settings: SessionSettings) -> list[tuple[str, list[object]]]:
+    """What to ask after authorize (ckpool ignores suggest_difficulty sent before it)."""
+    out: list[tuple[str, list[object]]] = []
+    suggest = settings.suggest_difficulty
+    if suggest is not None:  # an integer where possible: some pools parse only those
+        out.append((SUGGEST_DIFFICULTY, [int(suggest) if suggest.is_integer() else suggest]))
+    if settings.extranonce_subscribe:
+        out.append((EXTRANONCE_SUBSCRIBE, []))
+    return out
 
 
 def on_reconnect(message: Notification, now: float) -> list[Output]:

@@ -30,6 +30,7 @@ from enum import Enum
 from stratum_client.errors import InputError, ProtocolError, StratumClientError, WorkError
 from stratum_client.protocol import events as ev
 from stratum_client.protocol import params as wire
+from stratum_client.protocol import replies as rp
 from stratum_client.protocol.codec import LineCodec, encode
 from stratum_client.protocol.events import Output, SendBytes
 from stratum_client.protocol.jobs import JobTable, submit_params
@@ -41,19 +42,6 @@ from stratum_client.protocol.messages import (
     StratumError,
     preview,
 )
-from stratum_client.protocol.replies import (
-    SUBMIT,
-    answer,
-    on_optional_reply,
-    on_ping,
-    on_reconnect,
-    on_show_message,
-    on_submit_reply,
-    refusal,
-    scrubbed,
-    timed_out,
-    unknown_method,
-)
 from stratum_client.protocol.rolling import VersionRolling
 from stratum_client.protocol.settings import SessionSettings
 from stratum_client.protocol.tracker import Pending, RequestTracker
@@ -62,13 +50,7 @@ from stratum_client.work.notify import parse_notify
 
 __all__ = ["PoolSession", "SessionState"]
 
-CONFIGURE = "mining.configure"
-SUBSCRIBE = "mining.subscribe"
-AUTHORIZE = "mining.authorize"
-SUGGEST_DIFFICULTY = "mining.suggest_difficulty"
-EXTRANONCE_SUBSCRIBE = "mining.extranonce.subscribe"
-
-
+CONFIGURE, SUBSCRIBE, AUTHORIZE = "mining.configure", "mining.subscribe", "mining.authorize"
 _MAX_DEFERRED = 16  # notifies held while waiting for the subscribe reply
 
 _MASK_EVENTS = (ev.VersionRollingNegotiated, ev.VersionMaskChanged, ev.VersionRollingUnavailable)
@@ -99,9 +81,7 @@ class PoolSession:
         self._settings = settings
         self._resume_id = resume_id
         self._carried = False
-        """The previous session's jobs are held for the first notify to adopt: armed only
-        once the subscribe reply confirms the resume (a notify can be parsed earlier,
-        after a premature set_extranonce), until the first notify after it."""
+        """The first notify adopts the held jobs of its block: set by a confirmed resume."""
         self._codec = LineCodec(settings.max_line)
         self._requests = RequestTracker(settings.max_outstanding)
         self._jobs = JobTable(settings.max_jobs) if jobs is None else jobs
@@ -121,18 +101,18 @@ class PoolSession:
             "mining.set_difficulty": self._on_set_difficulty,
             "mining.set_extranonce": self._on_set_extranonce,
             "mining.set_version_mask": self._on_set_version_mask,
-            "client.reconnect": on_reconnect,
-            "client.show_message": on_show_message,
+            "client.reconnect": rp.on_reconnect,
+            "client.show_message": rp.on_show_message,
             "client.get_version": self._on_get_version,
-            "mining.ping": on_ping,
+            "mining.ping": rp.on_ping,
         }
         self._reply_handlers: dict[str, _ReplyHandler] = {
             CONFIGURE: self._on_configure_reply,
             SUBSCRIBE: self._on_subscribe_reply,
             AUTHORIZE: self._on_authorize_reply,
-            SUBMIT: on_submit_reply,
-            SUGGEST_DIFFICULTY: on_optional_reply,
-            EXTRANONCE_SUBSCRIBE: on_optional_reply,
+            rp.SUBMIT: rp.on_submit_reply,
+            rp.SUGGEST_DIFFICULTY: rp.on_optional_reply,
+            rp.EXTRANONCE_SUBSCRIBE: rp.on_optional_reply,
         }
 
     def __repr__(self) -> str:
@@ -141,8 +121,6 @@ class PoolSession:
             f"difficulty={self._difficulty:g}, version_mask={self._rolling.mask:#010x}, "
             f"jobs={len(self._jobs)}, outstanding={len(self._requests)})"
         )
-
-    # -- state the shell and the dispatcher read ------------------------------------
 
     @property
     def settings(self) -> SessionSettings:
@@ -196,8 +174,6 @@ class PoolSession:
         """Requests awaiting a reply (mostly shares)."""
         return len(self._requests)
 
-    # -- the shell's entry points ---------------------------------------------------
-
     def start(self, now: float) -> list[Output]:
         """The opening requests: configure (if rolling is wanted), subscribe, authorize."""
         if self._started:
@@ -209,9 +185,8 @@ class PoolSession:
         if configure is not None:
             out.append(self._request(CONFIGURE, configure, now, None))
         else:
-            out.extend(
-                self._masked([ev.VersionRollingUnavailable("version rolling disabled (mask 0)")])
-            )
+            off = ev.VersionRollingUnavailable("version rolling disabled (mask 0)")
+            out.extend(self._masked([off]))
         out.append(self._send_subscribe(now, self._resume_id))
         out.append(self._send_authorize(now))
         return out
@@ -228,8 +203,8 @@ class PoolSession:
         self._last_heard = now
         self._silence_reported = False
         if isinstance(message, Response):
-            return scrubbed(self._on_response(message, now), self._settings.password)
-        return scrubbed(self._on_notification(message, now), self._settings.password)
+            return rp.scrubbed(self._on_response(message, now), self._settings.password)
+        return rp.scrubbed(self._on_notification(message, now), self._settings.password)
 
     def submit(
         self,
@@ -244,21 +219,16 @@ class PoolSession:
         """Build a ``mining.submit``; raises :class:`WorkError` instead of sending a
         share the pool would certainly reject (unknown or stale job, wrong sizes)."""
         known = self._jobs.resolve(job)
-        user = self._settings.user
         share = submit_params(
-            user,
-            known,
-            extranonce2=extranonce2,
-            ntime=ntime,
-            nonce=nonce,
+            self._settings.user, known, extranonce2=extranonce2, ntime=ntime, nonce=nonce,
             version_bits=version_bits,
-        )
+        )  # fmt: skip
         timeout = self._settings.submit_timeout
-        return self._request(SUBMIT, share, now, timeout, job_id=known.job_id)
+        return self._request(rp.SUBMIT, share, now, timeout, job_id=known.job_id)
 
     def poll(self, now: float) -> list[Output]:
         """Report requests that went unanswered and a pool gone silent."""
-        out: list[Output] = [timed_out(p, now) for p in self._requests.expire(now)]
+        out: list[Output] = [rp.timed_out(p, now) for p in self._requests.expire(now)]
         limit = self._settings.idle_timeout
         idle = now - self._last_heard
         if self._started and limit is not None and idle >= limit and not self._silence_reported:
@@ -293,22 +263,18 @@ class PoolSession:
         return send
 
     def _after_authorize(self, now: float) -> list[Output]:
-        """Optional requests; ckpool ignores suggest_difficulty sent before authorize."""
-        out: list[Output] = []
-        suggest, timeout = self._settings.suggest_difficulty, self._settings.setup_timeout
-        if suggest is not None:  # an integer where possible: some pools parse only those
-            value = int(suggest) if suggest.is_integer() else suggest
-            out.append(self._request(SUGGEST_DIFFICULTY, [value], now, timeout, quiet=True))
-        if self._settings.extranonce_subscribe:
-            out.append(self._request(EXTRANONCE_SUBSCRIBE, [], now, timeout, quiet=True))
-        return out
+        timeout = self._settings.setup_timeout
+        return [
+            self._request(method, call, now, timeout, quiet=True)
+            for method, call in rp.optional_requests(self._settings)
+        ]
 
     # -- notifications from the pool ------------------------------------------------
 
     def _on_notification(self, message: Notification, now: float) -> list[Output]:
         handler = self._notify_handlers.get(message.method)
         if handler is None:
-            return unknown_method(message)
+            return rp.unknown_method(message)
         try:
             return handler(message, now)
         except (InputError, WorkError) as exc:
@@ -368,7 +334,7 @@ class PoolSession:
         return out
 
     def _on_get_version(self, message: Notification, now: float) -> list[Output]:
-        return [answer(message, self._settings.user_agent)]
+        return [rp.answer(message, self._settings.user_agent)]
 
     # -- replies to our requests ----------------------------------------------------
 
@@ -426,7 +392,7 @@ class PoolSession:
             return []
         out = self._masked(self._rolling.ignored(AUTHORIZE))
         user = self._settings.user
-        failure = refusal(response)
+        failure = rp.refusal(response)
         if failure is None:
             self._authorized = True
             return [*out, ev.Authorized(user), *self._after_authorize(now)]
