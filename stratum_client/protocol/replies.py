@@ -7,6 +7,7 @@ keeps only what does.
 from __future__ import annotations
 
 from dataclasses import fields, replace
+from typing import get_type_hints
 
 from stratum_client.protocol import events as ev
 from stratum_client.protocol import params as wire
@@ -136,12 +137,26 @@ def scrubbed(outputs: list[Output], password: str) -> list[Output]:
     return [_scrub_event(o, password) if isinstance(o, ev.Event) else o for o in outputs]
 
 
+_TEXT_TYPES: frozenset[object] = frozenset({str, StratumError, str | None, StratumError | None})
+_TEXT_FIELDS: dict[type[ev.Event], tuple[str, ...]] = {}
+
+
+def _text_fields(kind: type[ev.Event]) -> tuple[str, ...]:
+    """The fields of an event type that can carry pool text (jobs and numbers cannot)."""
+    names = _TEXT_FIELDS.get(kind)
+    if names is None:
+        hints = get_type_hints(kind)
+        names = tuple(f.name for f in fields(kind) if hints[f.name] in _TEXT_TYPES)
+        _TEXT_FIELDS[kind] = names
+    return names
+
+
 def _scrub_event(event: ev.Event, password: str) -> ev.Event:
     changes: dict[str, object] = {}
-    for item in fields(event):
-        value = getattr(event, item.name)
+    for name in _text_fields(type(event)):
+        value = getattr(event, name)
         if isinstance(value, str) and password in value:
-            changes[item.name] = value.replace(password, "***")
+            changes[name] = value.replace(password, "***")
         elif isinstance(value, StratumError) and password in value.message:
-            changes[item.name] = replace(value, message=value.message.replace(password, "***"))
+            changes[name] = replace(value, message=value.message.replace(password, "***"))
     return replace(event, **changes) if changes else event
