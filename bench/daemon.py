@@ -340,10 +340,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _compare(args: argparse.Namespace) -> dict[str, Any]:
-    """Latency of this tree and of ``--compare``'s, alternating rounds on one machine."""
+    """Latency of this tree and of ``--compare``'s, in alternating rounds on one machine;
+    the medians over rounds of each run's p50 and p99 are compared."""
     rounds: dict[str, list[dict[str, Any]]] = {"this": [], "other": []}
+    order = [("other", args.compare), ("this", None)]
     for _ in range(args.rounds):
-        for name, source in (("other", args.compare), ("this", None)):
+        order.reverse()  # ABBA: neither tree always runs first
+        for name, source in order:
             run = await latency(args.latency_seconds, args.blocks, args.event_loop, source)
             rounds[name].append(run)
     summary: dict[str, Any] = {"other_tree": str(args.compare), "rounds": args.rounds}
