@@ -189,11 +189,11 @@ async def _daemon(
     config.write_text(config_text)
     log = (workdir / "daemon.log").open("wb")
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    if source is not None:
+    if source is not None:  # ``-m`` puts the working directory first: run from the tree
         env["PYTHONPATH"] = os.pathsep.join([str(source), str(source / "drivers")])
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "stratum_client", "run", "--config", str(config),
-        stdout=subprocess.DEVNULL, stderr=log, env=env,
+        stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=source or workdir,
     )  # fmt: skip
     try:
         yield proc
