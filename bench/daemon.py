@@ -180,13 +180,20 @@ user = "bench.worker"
 
 
 @contextlib.asynccontextmanager
-async def _daemon(config_text: str, workdir: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+async def _daemon(
+    config_text: str, workdir: Path, source: Path | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The daemon as systemd runs it; ``source`` runs another tree's code (a checkout of
+    the project, put first on the path) instead of the installed one."""
     config = workdir / "config.toml"
     config.write_text(config_text)
     log = (workdir / "daemon.log").open("wb")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    if source is not None:  # ``-m`` puts the working directory first: run from the tree
+        env["PYTHONPATH"] = os.pathsep.join([str(source), str(source / "drivers")])
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "stratum_client", "run", "--config", str(config),
-        stdout=subprocess.DEVNULL, stderr=log,
+        stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=source or workdir,
     )  # fmt: skip
     try:
         yield proc
@@ -232,7 +239,9 @@ def _percentiles(samples_ns: list[int]) -> dict[str, float]:
     }
 
 
-async def latency(seconds: float, blocks: int, event_loop: str) -> dict[str, Any]:
+async def latency(
+    seconds: float, blocks: int, event_loop: str, source: Path | None = None
+) -> dict[str, Any]:
     """notify → job byte and nonce → submit on one BM1366 chain."""
     with tempfile.TemporaryDirectory(prefix="bench-daemon-") as tmp:
         workdir = Path(tmp)
@@ -244,7 +253,7 @@ async def latency(seconds: float, blocks: int, event_loop: str) -> dict[str, Any
             StampedServer(
                 chain, link, hashrate=LATENCY_HASHRATE, step_hashes=STEP_HASHES
             ) as server,
-            _daemon(_config(pool.url, [link], SCALE, event_loop), workdir),
+            _daemon(_config(pool.url, [link], SCALE, event_loop), workdir, source),
         ):
             await _until(lambda: len(pool.accepted) >= 3, "the first shares")
             notify_to_job: list[int] = []
@@ -319,13 +328,39 @@ async def footprint(
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     configure_logging("warning", "console", {})
     result: dict[str, Any] = {"bench": "daemon", "event_loop": args.event_loop}
-    if args.only in (None, "latency"):
+    if args.only in (None, "latency") and args.compare is None:
         result["latency"] = await latency(args.latency_seconds, args.blocks, args.event_loop)
+    if args.compare is not None:
+        result["compare"] = await _compare(args)
     if args.only in (None, "footprint"):
         result["footprint"] = [
             await footprint(n, args.seconds, args.hashrate, args.event_loop) for n in args.chains
         ]
     return result
+
+
+async def _compare(args: argparse.Namespace) -> dict[str, Any]:
+    """Latency of this tree and of ``--compare``'s, in alternating rounds on one machine;
+    the medians over rounds of each run's p50 and p99 are compared."""
+    rounds: dict[str, list[dict[str, Any]]] = {"this": [], "other": []}
+    order = [("other", args.compare), ("this", None)]
+    for _ in range(args.rounds):
+        order.reverse()  # ABBA: neither tree always runs first
+        for name, source in order:
+            run = await latency(args.latency_seconds, args.blocks, args.event_loop, source)
+            rounds[name].append(run)
+    summary: dict[str, Any] = {"other_tree": str(args.compare), "rounds": args.rounds}
+    for span in ("notify_to_job_byte", "nonce_to_submit"):
+        for stat in ("p50_us", "p99_us"):
+            this = statistics.median(r[span][stat] for r in rounds["this"])
+            other = statistics.median(r[span][stat] for r in rounds["other"])
+            summary[f"{span}_{stat}"] = {
+                "this": this,
+                "other": other,
+                "ratio": round(this / other, 3),
+            }
+    summary["runs"] = rounds
+    return summary
 
 
 def _parse() -> argparse.Namespace:
@@ -343,6 +378,13 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--blocks", type=int, default=60, help="new blocks announced")
     parser.add_argument("--hashrate", type=float, default=1000.0, help="H/s per footprint chain")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout of the project: also run its daemon, alternating, and "
+        "report both latencies and their ratios (this / other)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds to compare")
     args = parser.parse_args()
     args.chains = [int(n) for n in str(args.chains).split(",") if n]
     if args.quick:

@@ -38,6 +38,8 @@ def _dispatcher(midstates: int) -> Dispatcher:
         version_mask=0x1FFFE000,
     )
     dispatcher = Dispatcher([ChainSpec("chain", midstates=midstates, chips=4)])
+    dispatcher.job_table(0).subscribed(en1, 8)
+    dispatcher.job_table(0).add(job, clean=True)
     dispatcher.on_manager_event(SessionEvent(0, ev.NewJob(job, True)), 0.0)
     dispatcher.on_manager_event(PoolUp(0, "bench", en1, 8, False, 0.0), 0.0)
     return dispatcher

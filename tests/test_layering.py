@@ -21,6 +21,9 @@ CORE_EXEMPT = {
 }
 CORE_FILES = (
     "stratum_client/daemon/dispatcher.py",
+    "stratum_client/daemon/dispatch_records.py",
+    "stratum_client/daemon/dispatch_state.py",
+    "stratum_client/daemon/share_queue.py",
     "stratum_client/daemon/stats.py",
     "stratum_client/api/cgminer.py",
     "stratum_client/api/cgminer_wire.py",

@@ -103,11 +103,6 @@ class Daemon:
         self._exit_status = 0
         _register_secrets(config)
         drivers, self._unavailable = resolve_drivers(config.devices)
-        self._dispatcher = Dispatcher(
-            [_chain_spec(device, cls) for device, cls in drivers],
-            pending_limit=config.pool_policy.pending_share_limit,
-        )
-        self._runners = [ChainRunner(device, self, clock=clock) for device, _ in drivers]
         self._manager = PoolManager(
             config.pools,
             config.pool_policy,
@@ -115,6 +110,12 @@ class Daemon:
             user_agent=config.daemon.user_agent,
             clock=clock,
         )
+        self._dispatcher = Dispatcher(
+            [_chain_spec(device, cls) for device, cls in drivers],
+            job_tables=self._manager.job_table,
+            pending_limit=config.pool_policy.pending_share_limit,
+        )
+        self._runners = [ChainRunner(device, self, clock=clock) for device, _ in drivers]
 
     # -- public control -------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ connected, passes received bytes to :meth:`PoolSession.receive_data`, submits sh
 with :meth:`PoolSession.submit` and calls :meth:`PoolSession.poll` about once a second.
 Each call returns an ordered list of outputs (events plus :class:`SendBytes`). Use a
 fresh session per connection and hand the previous ``subscription_id`` in as
-``resume_id``, and the previous session's jobs as ``resume_jobs``.
+``resume_id``, and the pool's :class:`~stratum_client.protocol.jobs.JobTable` as ``jobs``:
+the session changes it, and it outlives the connection.
 
 **A resumed session keeps the jobs of the block it left.** After a reconnect the pool
 re-announces its current job with ``clean_jobs`` set, because the new connection has no
@@ -24,15 +25,15 @@ offending message is ignored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields, replace
 from enum import Enum
 
 from stratum_client.errors import InputError, ProtocolError, StratumClientError, WorkError
 from stratum_client.protocol import events as ev
 from stratum_client.protocol import params as wire
+from stratum_client.protocol import replies as rp
 from stratum_client.protocol.codec import LineCodec, encode
 from stratum_client.protocol.events import Output, SendBytes
-from stratum_client.protocol.jobs import JobBook, submit_params
+from stratum_client.protocol.jobs import JobTable, submit_params
 from stratum_client.protocol.messages import (
     Message,
     Notification,
@@ -49,19 +50,10 @@ from stratum_client.work.notify import parse_notify
 
 __all__ = ["PoolSession", "SessionState"]
 
-CONFIGURE = "mining.configure"
-SUBSCRIBE = "mining.subscribe"
-AUTHORIZE = "mining.authorize"
-SUBMIT = "mining.submit"
-SUGGEST_DIFFICULTY = "mining.suggest_difficulty"
-EXTRANONCE_SUBSCRIBE = "mining.extranonce.subscribe"
-
-METHOD_NOT_FOUND = -32601
-"""JSON-RPC's code, sent in the ``[code, message, null]`` form every Stratum pool parses."""
-
+CONFIGURE, SUBSCRIBE, AUTHORIZE = "mining.configure", "mining.subscribe", "mining.authorize"
 _MAX_DEFERRED = 16  # notifies held while waiting for the subscribe reply
-_SCRUB_MIN = 4  # shorter passwords ("x") are placeholders, not secrets
 
+_MASK_EVENTS = (ev.VersionRollingNegotiated, ev.VersionMaskChanged, ev.VersionRollingUnavailable)
 _NotifyHandler = Callable[[Notification, float], list[Output]]
 _ReplyHandler = Callable[[Pending, Response, float], list[Output]]
 
@@ -84,21 +76,17 @@ class PoolSession:
         settings: SessionSettings,
         *,
         resume_id: str | None = None,
-        resume_jobs: Iterable[Job] = (),
+        jobs: JobTable | None = None,
     ) -> None:
         self._settings = settings
         self._resume_id = resume_id
-        self._resume_jobs = tuple(resume_jobs)
-        self._carried: tuple[Job, ...] = ()
-        """The previous session's jobs, armed only once the subscribe reply confirms the
-        resume (a notify can be parsed earlier, after a premature set_extranonce), until
-        the first notify after it."""
+        self._carried = False
+        """The first notify adopts the held jobs of its block: set by a confirmed resume."""
         self._codec = LineCodec(settings.max_line)
         self._requests = RequestTracker(settings.max_outstanding)
-        self._jobs = JobBook(settings.max_jobs)
+        self._jobs = JobTable(settings.max_jobs) if jobs is None else jobs
         self._deferred: list[tuple[Notification, float]] = []
-        self._extranonce1: bytes | None = None
-        self._extranonce2_size = 0
+        self._extranonce_known = False
         self._difficulty = 1.0  # Stratum's implicit difficulty until set_difficulty
         self._rolling = VersionRolling(settings.version_mask, settings.min_bit_count)
         self._subscription_id: str | None = None
@@ -113,18 +101,18 @@ class PoolSession:
             "mining.set_difficulty": self._on_set_difficulty,
             "mining.set_extranonce": self._on_set_extranonce,
             "mining.set_version_mask": self._on_set_version_mask,
-            "client.reconnect": self._on_reconnect,
-            "client.show_message": self._on_show_message,
+            "client.reconnect": rp.on_reconnect,
+            "client.show_message": rp.on_show_message,
             "client.get_version": self._on_get_version,
-            "mining.ping": self._on_ping,
+            "mining.ping": rp.on_ping,
         }
         self._reply_handlers: dict[str, _ReplyHandler] = {
             CONFIGURE: self._on_configure_reply,
             SUBSCRIBE: self._on_subscribe_reply,
             AUTHORIZE: self._on_authorize_reply,
-            SUBMIT: self._on_submit_reply,
-            SUGGEST_DIFFICULTY: self._on_optional_reply,
-            EXTRANONCE_SUBSCRIBE: self._on_optional_reply,
+            rp.SUBMIT: rp.on_submit_reply,
+            rp.SUGGEST_DIFFICULTY: rp.on_optional_reply,
+            rp.EXTRANONCE_SUBSCRIBE: rp.on_optional_reply,
         }
 
     def __repr__(self) -> str:
@@ -134,8 +122,6 @@ class PoolSession:
             f"jobs={len(self._jobs)}, outstanding={len(self._requests)})"
         )
 
-    # -- state the shell and the dispatcher read ------------------------------------
-
     @property
     def settings(self) -> SessionSettings:
         return self._settings
@@ -144,9 +130,9 @@ class PoolSession:
     def state(self) -> SessionState:
         if self._failed:
             return SessionState.FAILED
-        if self._extranonce1 is not None and self._authorized:
+        if self._extranonce_known and self._authorized:
             return SessionState.READY
-        if self._extranonce1 is not None:
+        if self._extranonce_known:
             return SessionState.AUTHORIZING
         return SessionState.SUBSCRIBING if self._started else SessionState.NEW
 
@@ -162,11 +148,11 @@ class PoolSession:
 
     @property
     def extranonce1(self) -> bytes | None:
-        return self._extranonce1
+        return self._jobs.extranonce1 if self._extranonce_known else None
 
     @property
     def extranonce2_size(self) -> int:
-        return self._extranonce2_size
+        return self._jobs.extranonce2_size if self._extranonce_known else 0
 
     @property
     def subscription_id(self) -> str | None:
@@ -179,11 +165,14 @@ class PoolSession:
         return self._jobs.view
 
     @property
+    def job_table(self) -> JobTable:
+        """The pool's job table this session changes (hand it to the next session)."""
+        return self._jobs
+
+    @property
     def outstanding(self) -> int:
         """Requests awaiting a reply (mostly shares)."""
         return len(self._requests)
-
-    # -- the shell's entry points ---------------------------------------------------
 
     def start(self, now: float) -> list[Output]:
         """The opening requests: configure (if rolling is wanted), subscribe, authorize."""
@@ -196,7 +185,8 @@ class PoolSession:
         if configure is not None:
             out.append(self._request(CONFIGURE, configure, now, None))
         else:
-            out.append(ev.VersionRollingUnavailable("version rolling disabled (mask 0)"))
+            off = ev.VersionRollingUnavailable("version rolling disabled (mask 0)")
+            out.extend(self._masked([off]))
         out.append(self._send_subscribe(now, self._resume_id))
         out.append(self._send_authorize(now))
         return out
@@ -213,8 +203,8 @@ class PoolSession:
         self._last_heard = now
         self._silence_reported = False
         if isinstance(message, Response):
-            return self._scrubbed(self._on_response(message, now))
-        return self._scrubbed(self._on_notification(message, now))
+            return rp.scrubbed(self._on_response(message, now), self._settings.password)
+        return rp.scrubbed(self._on_notification(message, now), self._settings.password)
 
     def submit(
         self,
@@ -229,21 +219,16 @@ class PoolSession:
         """Build a ``mining.submit``; raises :class:`WorkError` instead of sending a
         share the pool would certainly reject (unknown or stale job, wrong sizes)."""
         known = self._jobs.resolve(job)
-        user = self._settings.user
         share = submit_params(
-            user,
-            known,
-            extranonce2=extranonce2,
-            ntime=ntime,
-            nonce=nonce,
+            self._settings.user, known, extranonce2=extranonce2, ntime=ntime, nonce=nonce,
             version_bits=version_bits,
-        )
+        )  # fmt: skip
         timeout = self._settings.submit_timeout
-        return self._request(SUBMIT, share, now, timeout, job_id=known.job_id)
+        return self._request(rp.SUBMIT, share, now, timeout, job_id=known.job_id)
 
     def poll(self, now: float) -> list[Output]:
         """Report requests that went unanswered and a pool gone silent."""
-        out: list[Output] = [_timed_out(p, now) for p in self._requests.expire(now)]
+        out: list[Output] = [rp.timed_out(p, now) for p in self._requests.expire(now)]
         limit = self._settings.idle_timeout
         idle = now - self._last_heard
         if self._started and limit is not None and idle >= limit and not self._silence_reported:
@@ -260,13 +245,6 @@ class PoolSession:
         pending = self._requests.open(method, now, timeout, quiet=quiet, job_id=job_id)
         data = encode(Request(pending.request_id, method, call))
         return SendBytes(data, method, pending.request_id)
-
-    def _reply(
-        self, message: Notification, result: object, error: StratumError | None = None
-    ) -> SendBytes:
-        data = encode(Response(message.id, result, error))
-        label = "method-not-found" if error else message.method  # never echo arbitrary text
-        return SendBytes(data, f"reply:{label}")
 
     def _send_subscribe(self, now: float, resume_id: str | None) -> SendBytes:
         call: list[object] = [self._settings.user_agent]
@@ -285,46 +263,34 @@ class PoolSession:
         return send
 
     def _after_authorize(self, now: float) -> list[Output]:
-        """Optional requests; ckpool ignores suggest_difficulty sent before authorize."""
-        out: list[Output] = []
-        suggest, timeout = self._settings.suggest_difficulty, self._settings.setup_timeout
-        if suggest is not None:  # an integer where possible: some pools parse only those
-            value = int(suggest) if suggest.is_integer() else suggest
-            out.append(self._request(SUGGEST_DIFFICULTY, [value], now, timeout, quiet=True))
-        if self._settings.extranonce_subscribe:
-            out.append(self._request(EXTRANONCE_SUBSCRIBE, [], now, timeout, quiet=True))
-        return out
+        timeout = self._settings.setup_timeout
+        return [
+            self._request(method, call, now, timeout, quiet=True)
+            for method, call in rp.optional_requests(self._settings)
+        ]
 
     # -- notifications from the pool ------------------------------------------------
 
     def _on_notification(self, message: Notification, now: float) -> list[Output]:
         handler = self._notify_handlers.get(message.method)
         if handler is None:
-            return self._on_unknown_method(message)
+            return rp.unknown_method(message)
         try:
             return handler(message, now)
         except (InputError, WorkError) as exc:
-            return [self._violation(f"{message.method} ignored: {exc}")]
-
-    def _on_unknown_method(self, message: Notification) -> list[Output]:
-        note = self._violation(
-            f"ignored unknown method {preview(message.method)} {preview(message.params)}"
-        )
-        if not message.expects_reply:
-            return [note]
-        error = StratumError(METHOD_NOT_FOUND, f"Method not found: {message.method}")
-        return [self._reply(message, None, error), note]
+            return [ev.ProtocolViolation(f"{message.method} ignored: {exc}")]
 
     def _on_notify(self, message: Notification, now: float) -> list[Output]:
-        if self._extranonce1 is None:  # no subscribe reply yet: keep it until there is
+        en1 = self.extranonce1
+        if en1 is None:  # no subscribe reply yet: keep it until there is
             self._deferred.append((message, now))
             del self._deferred[:-_MAX_DEFERRED]
             return []
         try:
             job = parse_notify(
                 message.params,
-                extranonce1=self._extranonce1,
-                extranonce2_size=self._extranonce2_size,
+                extranonce1=en1,
+                extranonce2_size=self._jobs.extranonce2_size,
                 difficulty=self._difficulty,
                 version_mask=self._rolling.mask,
                 received_at=now,
@@ -332,26 +298,13 @@ class PoolSession:
             )
         except StratumClientError as exc:
             raise InputError("params", str(exc)) from exc
-        clean = self._adopt_carried(job) if self._carried else job.clean_jobs
-        if not self._jobs.add(job, clean=clean):
+        clean, first = job.clean_jobs, self._carried
+        if first:  # a resumed session keeps the jobs of the block it left
+            self._carried = False
+            clean = clean and not self._jobs.adopt_block(job)
+        if not self._jobs.add(job, clean=clean, repeat=first):
             return [ev.DuplicateJobIgnored(job.job_id)]
         return [ev.NewJob(job, clean)]
-
-    def _adopt_carried(self, job: Job) -> bool:
-        """Take the previous session's jobs on ``job``'s block; whether ``job`` is clean."""
-        carried, self._carried = self._carried, ()
-        kept = [
-            replace(held, version_mask=self._rolling.mask)
-            for held in carried
-            if held.prevhash == job.prevhash
-            and held.job_id != job.job_id
-            and (held.extranonce1, held.extranonce2_size) == (job.extranonce1, job.extranonce2_size)
-        ]
-        if not kept:
-            return job.clean_jobs
-        for held in kept:
-            self._jobs.add(held, clean=False)
-        return False
 
     def _on_set_difficulty(self, message: Notification, now: float) -> list[Output]:
         wire.arity(message.params, 1, "[difficulty]")
@@ -362,38 +315,26 @@ class PoolSession:
     def _on_set_extranonce(self, message: Notification, now: float) -> list[Output]:
         wire.arity(message.params, 1, "[extranonce1, extranonce2_size]")
         en1 = wire.extranonce1(message.params[0])
-        size = self._extranonce2_size
+        size = self.extranonce2_size
         if len(message.params) > 1 and message.params[1] is not None:
             size = wire.extranonce2_size(message.params[1])
-        self._extranonce1, self._extranonce2_size = en1, size
-        self._jobs.restamp(extranonce1=en1, extranonce2_size=size)
+        self._extranonce_known = True
+        self._jobs.set_extranonce(en1, size)
         return [ev.ExtranonceChanged(en1, size)]
 
     def _on_set_version_mask(self, message: Notification, now: float) -> list[Output]:
         wire.arity(message.params, 1, "[mask]")
-        out: list[Output] = list(self._rolling.set_mask(message.params[0]))
-        if any(isinstance(o, ev.VersionMaskChanged) for o in out):
-            self._jobs.restamp(version_mask=self._rolling.mask)
+        return self._masked(self._rolling.set_mask(message.params[0]))
+
+    def _masked(self, outputs: Iterable[Output]) -> list[Output]:
+        """Outputs of a version-rolling step; a new mask applies to held jobs at once."""
+        out = list(outputs)
+        if any(isinstance(o, _MASK_EVENTS) for o in out):
+            self._jobs.set_version_mask(self._rolling.mask)
         return out
 
-    def _on_reconnect(self, message: Notification, now: float) -> list[Output]:
-        host, port, wait = wire.reconnect(message.params)
-        return [ev.ReconnectRequested(host, port, wait)]
-
-    def _on_show_message(self, message: Notification, now: float) -> list[Output]:
-        wire.arity(message.params, 1, "[text]")
-        return [ev.ShowMessage(wire.printable(message.params[0], "text"))]
-
     def _on_get_version(self, message: Notification, now: float) -> list[Output]:
-        return [self._answer(message, self._settings.user_agent)]
-
-    def _on_ping(self, message: Notification, now: float) -> list[Output]:
-        return [self._answer(message, "pong")]
-
-    def _answer(self, message: Notification, result: str) -> Output:
-        if not message.expects_reply:
-            return self._violation(f"{message.method} without an id cannot be answered")
-        return self._reply(message, result)
+        return [rp.answer(message, self._settings.user_agent)]
 
     # -- replies to our requests ----------------------------------------------------
 
@@ -402,19 +343,19 @@ class PoolSession:
         if pending is not None:
             return self._reply_handlers[pending.method](pending, response, now)
         return [
-            self._violation(
+            ev.ProtocolViolation(
                 f"reply to unknown request id {preview(response.id)}: "
                 f"result={preview(response.result)} error={response.error}"
             )
         ]
 
     def _on_configure_reply(self, pending: Pending, response: Response, now: float) -> list[Output]:
-        return list(self._rolling.on_configure_reply(response))
+        return self._masked(self._rolling.on_configure_reply(response))
 
     def _on_subscribe_reply(self, pending: Pending, response: Response, now: float) -> list[Output]:
         if pending.request_id != self._subscribe_id:
             return []
-        out: list[Output] = [*self._rolling.ignored(SUBSCRIBE)]
+        out: list[Output] = self._masked(self._rolling.ignored(SUBSCRIBE))
         failure = response.failure()
         if failure is not None:
             return out + self._subscribe_refused(failure, now)
@@ -425,10 +366,10 @@ class PoolSession:
             sub_id, en1, en2_size = wire.subscription(response.result)
         except InputError as exc:
             raise ProtocolError(f"mining.subscribe result unusable: {exc}") from exc
-        self._subscription_id, self._extranonce1, self._extranonce2_size = sub_id, en1, en2_size
+        self._subscription_id, self._extranonce_known = sub_id, True
         resumed = not self._resume_retried and sub_id is not None and sub_id == self._resume_id
-        self._carried = self._resume_jobs if resumed else ()
-        self._resume_jobs = ()
+        self._jobs.subscribed(en1, en2_size)
+        self._carried = resumed
         out: list[Output] = [ev.Subscribed(en1, en2_size, sub_id, resumed)]
         deferred, self._deferred = self._deferred, []
         for message, received_at in deferred:
@@ -449,72 +390,11 @@ class PoolSession:
     def _on_authorize_reply(self, pending: Pending, response: Response, now: float) -> list[Output]:
         if pending.request_id != self._authorize_id:
             return []
-        out = self._rolling.ignored(AUTHORIZE)
+        out = self._masked(self._rolling.ignored(AUTHORIZE))
         user = self._settings.user
-        failure = _refusal(response)
+        failure = rp.refusal(response)
         if failure is None:
             self._authorized = True
             return [*out, ev.Authorized(user), *self._after_authorize(now)]
         self._failed = True
         return [*out, ev.AuthorizationFailed(user, failure.message, failure.code)]
-
-    def _on_optional_reply(self, pending: Pending, response: Response, now: float) -> list[Output]:
-        if response.error is None and response.result is not False:
-            return []  # many pools answer null here; only an explicit refusal is worth noting
-        failure = response.failure() or StratumError(None, "refused")
-        return [ev.RequestFailed(pending.method, pending.request_id, failure)]
-
-    def _on_submit_reply(self, pending: Pending, response: Response, now: float) -> list[Output]:
-        return [self._share_result(pending, response, now)]
-
-    def _share_result(self, pending: Pending, response: Response, now: float) -> ev.Event:
-        latency = now - pending.sent_at
-        error = _refusal(response)
-        if error is None:
-            return ev.ShareAccepted(pending.request_id, pending.job_id, latency, pending.expired)
-        return ev.ShareRejected(
-            pending.request_id,
-            pending.job_id,
-            error.code,
-            error.kind,
-            error.message,
-            latency,
-            pending.expired,
-        )
-
-    # -- helpers --------------------------------------------------------------------
-
-    def _violation(self, text: str) -> ev.ProtocolViolation:
-        return ev.ProtocolViolation(text)
-
-    def _scrubbed(self, outputs: list[Output]) -> list[Output]:
-        """Pools sometimes echo credentials in errors; keep the password out of events."""
-        password = self._settings.password
-        if len(password) < _SCRUB_MIN:
-            return outputs
-        return [_scrub_event(o, password) if isinstance(o, ev.Event) else o for o in outputs]
-
-
-def _scrub_event(event: ev.Event, password: str) -> ev.Event:
-    changes: dict[str, object] = {}
-    for item in fields(event):
-        value = getattr(event, item.name)
-        if isinstance(value, str) and password in value:
-            changes[item.name] = value.replace(password, "***")
-        elif isinstance(value, StratumError) and password in value.message:
-            changes[item.name] = replace(value, message=value.message.replace(password, "***"))
-    return replace(event, **changes) if changes else event
-
-
-def _refusal(response: Response) -> StratumError | None:
-    """None only for ``result: true`` without an error; anything else is a refusal."""
-    if response.error is None and response.result is True:
-        return None
-    return response.failure() or StratumError(None, f"unexpected result {preview(response.result)}")
-
-
-def _timed_out(pending: Pending, now: float) -> ev.Event:
-    waited = now - pending.sent_at
-    if pending.method == SUBMIT:
-        return ev.SubmitTimedOut(pending.request_id, pending.job_id, waited)
-    return ev.RequestTimedOut(pending.method, pending.request_id, waited)

@@ -65,6 +65,9 @@ def recorded_nonce(job: Job) -> FoundNonce:
 def test_nonce_for_a_job_the_resumed_session_reannounced_is_still_a_share() -> None:
     dispatcher = Dispatcher([ChainSpec("a", midstates=0, chips=2, ticket_difficulty=256.0)])
     first = announced(received_at=1.0)
+    jobs = dispatcher.job_table(0)  # what the session changes as it goes
+    jobs.subscribed(EN1, 4)
+    jobs.add(first, clean=True)
     dispatcher.on_manager_event(SessionEvent(0, ev.NewJob(first, True)), 1.0)
     dispatcher.on_manager_event(SessionEvent(0, ev.DifficultyChanged(512.0, 1.0, 1.0)), 1.0)
     dispatcher.on_manager_event(PoolUp(0, "main", EN1, 4, False, 1.0), 1.0)
@@ -72,6 +75,7 @@ def test_nonce_for_a_job_the_resumed_session_reannounced_is_still_a_share() -> N
     dispatcher.on_manager_event(PoolDown(0, "main", "connection reset", 10.0), 10.0)
     dispatcher.on_manager_event(PoolUp(0, "main", EN1, 4, True, 11.0), 11.0)
     again = announced(received_at=11.0)
+    jobs.add(again, clean=True)
     dispatcher.on_manager_event(SessionEvent(0, ev.NewJob(again, True)), 11.0)
     actions = dispatcher.on_nonce("a", nonce, 12.0)
     snap = dispatcher.snapshot(12.0)

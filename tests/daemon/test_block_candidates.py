@@ -21,7 +21,7 @@ from tests.daemon.test_dispatcher import (
     GENESIS,
     TESTNET,
     make_job,
-    new_job,
+    notify,
     real_nonce,
     set_difficulty,
     submitted,
@@ -48,8 +48,9 @@ def test_only_a_weak_block_on_a_difficulty_first_pool_is_held(
 def _mining(difficulty: float, submit_below: bool) -> tuple[Dispatcher, Job]:
     job = make_job(GENESIS, difficulty=1.0)
     dispatcher = Dispatcher(CHAINS)
-    dispatcher.on_manager_event(new_job(job), 0.0)
+    notify(dispatcher, job, 0.0)
     dispatcher.on_manager_event(set_difficulty(difficulty), 0.0)
+    dispatcher.job_table(0).subscribed(job.extranonce1, 4)
     event = PoolUp(0, "pool0", job.extranonce1, 4, False, 0.0, submit_below)
     dispatcher.on_manager_event(event, 0.0)
     return dispatcher, job
@@ -89,8 +90,9 @@ def test_a_block_that_meets_the_pool_difficulty_is_always_submitted() -> None:
 def test_a_share_that_is_no_block_is_untouched_by_the_setting() -> None:
     job = make_job(TESTNET)
     dispatcher = Dispatcher(CHAINS)
-    dispatcher.on_manager_event(new_job(job), 0.0)
+    notify(dispatcher, job, 0.0)
     dispatcher.on_manager_event(set_difficulty(512.0), 0.0)
+    dispatcher.job_table(0).subscribed(job.extranonce1, 4)
     dispatcher.on_manager_event(PoolUp(0, "p", job.extranonce1, 4, False, 0.0, False), 0.0)
     [share] = submitted(dispatcher.on_nonce("a", real_nonce(TESTNET, job), 1.0))
     assert not share.block

@@ -46,6 +46,7 @@ from stratum_client.pool.types import (
     ShareUnanswered,
 )
 from stratum_client.protocol import events as ev
+from stratum_client.protocol.jobs import JobTable
 from stratum_client.work import (
     DIFF1_TARGET,
     Job,
@@ -138,20 +139,60 @@ def up(pool: int = 0, en1: bytes = TESTNET_EN1, *, resumed: bool = False) -> Poo
     return PoolUp(pool, f"pool{pool}", en1, 4, resumed, 0.0)
 
 
+def tables(max_jobs: int) -> Any:
+    """Job tables of ``max_jobs`` per pool, as the pool manager keeps them."""
+    held: dict[int, JobTable] = {}
+    return lambda index: held.setdefault(index, JobTable(max_jobs))
+
+
+def subscribe(dispatcher: Dispatcher, pool: int = 0, en1: bytes = TESTNET_EN1) -> None:
+    """A new session's subscribe reply, as the session records it in the pool's table."""
+    dispatcher.job_table(pool).subscribed(en1, 4)
+
+
+def connect(
+    dispatcher: Dispatcher,
+    pool: int = 0,
+    en1: bytes = TESTNET_EN1,
+    *,
+    resumed: bool = False,
+    now: float = 0.0,
+) -> list[Action]:
+    """A session comes up: subscribed (the table takes its extranonce1), then PoolUp."""
+    subscribe(dispatcher, pool, en1)
+    return dispatcher.on_manager_event(up(pool, en1, resumed=resumed), now)
+
+
+def notify(dispatcher: Dispatcher, job: Job, now: float, pool: int = 0) -> list[Action]:
+    """A notify: the session records the job in the pool's table, then reports it."""
+    if not dispatcher.job_table(pool).add(job, clean=job.clean_jobs):
+        return []  # a repeat: the session reports DuplicateJobIgnored, not a job
+    return dispatcher.on_manager_event(SessionEvent(pool, ev.NewJob(job, job.clean_jobs)), now)
+
+
+def from_session(dispatcher: Dispatcher, event: ev.Event, now: float, pool: int = 0) -> Any:
+    """A session event, after the change the session makes to the pool's table."""
+    table = dispatcher.job_table(pool)
+    match event:
+        case ev.VersionRollingNegotiated() | ev.VersionMaskChanged():
+            table.set_version_mask(event.mask)
+        case ev.VersionRollingUnavailable():
+            table.set_version_mask(0)
+        case ev.ExtranonceChanged():
+            table.set_extranonce(event.extranonce1, event.extranonce2_size)
+    return dispatcher.on_manager_event(SessionEvent(pool, event), now)
+
+
 def resume(dispatcher: Dispatcher, job: Job, now: float) -> list[Action]:
     """The pool takes the session back, then re-announces its current job as clean (as
     pools do after authorize); returns the actions of both events."""
-    actions = dispatcher.on_manager_event(up(en1=job.extranonce1, resumed=True), now)
+    actions = connect(dispatcher, en1=job.extranonce1, resumed=True, now=now)
     again = dataclasses.replace(job, clean_jobs=True, received_at=now)
-    return actions + dispatcher.on_manager_event(new_job(again), now)
+    return actions + notify(dispatcher, again, now)
 
 
 def down(pool: int = 0) -> PoolDown:
     return PoolDown(pool, f"pool{pool}", "connection lost", 0.0)
-
-
-def new_job(job: Job, pool: int = 0) -> SessionEvent:
-    return SessionEvent(pool, ev.NewJob(job, job.clean_jobs))
 
 
 def set_difficulty(value: float, pool: int = 0) -> SessionEvent:
@@ -166,9 +207,9 @@ def mining(job: Job | None = None, *, difficulty: float = 512.0, **kwargs: Any) 
     """A dispatcher with pool 0 up, one job and a difficulty set."""
     job = job or make_job()
     dispatcher = Dispatcher(CHAINS, **kwargs)
-    dispatcher.on_manager_event(new_job(job), 0.0)
+    notify(dispatcher, job, 0.0)
     dispatcher.on_manager_event(set_difficulty(difficulty), 0.0)
-    dispatcher.on_manager_event(up(en1=job.extranonce1), 0.0)
+    connect(dispatcher, en1=job.extranonce1)
     return dispatcher
 
 
@@ -291,7 +332,7 @@ def test_a_version_outside_the_mask_is_a_hardware_error_never_a_share() -> None:
     outside = dataclasses.replace(found, version=found.version | 0x00000001)
     assert dispatcher.on_nonce("a", outside, 1.0) == []
     no_mask = make_job(SLUSH, job_id="s")
-    dispatcher.on_manager_event(new_job(no_mask), 1.0)
+    notify(dispatcher, no_mask, 1.0)
     work = dispatcher.next_work("a", 1.0)
     assert work is not None
     assert work.job is no_mask
@@ -348,17 +389,17 @@ def test_chain_specs_are_validated() -> None:
 def test_no_work_before_a_pool_is_up() -> None:
     dispatcher = Dispatcher(CHAINS)
     assert dispatcher.next_work("a", 0.0) is None
-    dispatcher.on_manager_event(new_job(make_job()), 0.0)
+    notify(dispatcher, make_job(), 0.0)
     assert dispatcher.next_work("a", 0.0) is None  # jobs arrive before authorize
-    actions = dispatcher.on_manager_event(up(), 0.0)
+    actions = connect(dispatcher, now=0.0)
     assert actions == [SetVersionMask(0), FlushChains()]
     assert dispatcher.next_work("a", 0.0) is not None
 
 
 def test_work_follows_the_chain_kind() -> None:
-    dispatcher = Dispatcher([*CHAINS, ChainSpec("c", midstates=1, chips=1)], job_history=8)
-    dispatcher.on_manager_event(up(), 0.0)
-    dispatcher.on_manager_event(new_job(make_job()), 0.0)  # mask 1fffe000
+    dispatcher = Dispatcher([*CHAINS, ChainSpec("c", midstates=1, chips=1)], job_tables=tables(8))
+    connect(dispatcher, now=0.0)
+    notify(dispatcher, make_job(), 0.0)  # mask 1fffe000
     full, four, one = (dispatcher.next_work(name, 0.0) for name in ("a", "b", "c"))
     assert full is not None
     assert four is not None
@@ -372,7 +413,7 @@ def test_work_follows_the_chain_kind() -> None:
     ]
     assert len(one.midstates) == 1
     assert full.version == four.version == 0x20000000  # the base version: chips roll
-    dispatcher.on_manager_event(new_job(make_job(SLUSH, job_id="s", clean=True)), 0.0)
+    notify(dispatcher, make_job(SLUSH, job_id="s", clean=True), 0.0)
     unmasked = dispatcher.next_work("b", 0.0)
     assert unmasked is not None
     assert len(unmasked.midstates) == 1
@@ -382,7 +423,7 @@ def test_clean_job_flushes_and_makes_older_work_stale() -> None:
     dispatcher = mining()
     old = dispatcher.next_work("a", 0.0)
     assert old is not None
-    actions = dispatcher.on_manager_event(new_job(make_job(job_id="2", clean=True, block=1)), 1.0)
+    actions = notify(dispatcher, make_job(job_id="2", clean=True, block=1), 1.0)
     assert actions == [FlushChains()]
     assert dispatcher.snapshot(1.0).job_count == 1
     fresh = dispatcher.next_work("a", 1.0)
@@ -403,7 +444,7 @@ def test_non_clean_job_keeps_older_jobs_valid_and_uses_the_newest() -> None:
     dispatcher = mining()
     old = dispatcher.next_work("a", 0.0)
     assert old is not None
-    assert dispatcher.on_manager_event(new_job(make_job(job_id="2")), 1.0) == []
+    assert notify(dispatcher, make_job(job_id="2"), 1.0) == []
     newest = dispatcher.next_work("a", 1.0)
     assert newest is not None
     assert newest.job.job_id == "2"
@@ -411,11 +452,11 @@ def test_non_clean_job_keeps_older_jobs_valid_and_uses_the_newest() -> None:
 
 
 def test_job_history_is_bounded_and_evicted_jobs_go_stale() -> None:
-    dispatcher = mining(job_history=3)
+    dispatcher = mining(job_tables=tables(3))
     old = dispatcher.next_work("a", 0.0)
     assert old is not None
     for n in range(2, 6):
-        dispatcher.on_manager_event(new_job(make_job(job_id=str(n))), 0.0)
+        notify(dispatcher, make_job(job_id=str(n)), 0.0)
     assert dispatcher.snapshot(0.0).job_count == 3
     dispatcher.on_nonce("a", synthetic(old, 1000.0), 1.0)
     assert classes(dispatcher).stale == 1
@@ -426,7 +467,7 @@ def test_a_job_id_reused_for_different_work_replaces_the_old_job() -> None:
     old = dispatcher.next_work("a", 0.0)
     assert old is not None
     reused = make_job(SLUSH, job_id="1", extranonce1=TESTNET_EN1)
-    dispatcher.on_manager_event(new_job(reused), 0.0)
+    notify(dispatcher, reused, 0.0)
     dispatcher.on_manager_event(down(), 0.0)
     assert dispatcher.on_nonce("a", synthetic(old, 1000.0), 1.0) == []
     assert classes(dispatcher).stale == 1
@@ -435,7 +476,7 @@ def test_a_job_id_reused_for_different_work_replaces_the_old_job() -> None:
     current = dispatcher.next_work("a", 1.0)
     assert current is not None
     dispatcher.on_nonce("a", synthetic(current, 1000.0, nonce=9), 1.0)
-    dispatcher.on_manager_event(new_job(make_job(job_id="1")), 1.0)
+    notify(dispatcher, make_job(job_id="1"), 1.0)
     assert dispatcher.snapshot(1.0).lost_by_reason[LOST_JOB_REPLACED] == 1
 
 
@@ -444,7 +485,7 @@ def test_extranonce2_survives_a_repeated_non_clean_notify() -> None:
     dispatcher = mining(job)
     first = [dispatcher.next_work("a", 0.0) for _ in range(3)]
     repeat = dataclasses.replace(job, received_at=9.0)
-    assert dispatcher.on_manager_event(new_job(repeat), 0.0) == []
+    assert notify(dispatcher, repeat, 0.0) == []
     later = [dispatcher.next_work("b", 0.0) for _ in range(3)]
     en2s = [w.extranonce2 for w in first + later if w is not None]
     assert en2s == [n.to_bytes(4, "little") for n in range(6)]
@@ -457,12 +498,12 @@ def test_a_clean_repeat_on_the_same_block_does_not_restart_extranonce2() -> None
     job = make_job()
     dispatcher = mining(job)
     dispatcher.next_work("a", 0.0)
-    dispatcher.on_manager_event(new_job(dataclasses.replace(job, clean_jobs=True)), 0.0)
+    notify(dispatcher, dataclasses.replace(job, clean_jobs=True), 0.0)
     work = dispatcher.next_work("a", 0.0)
     assert work is not None
     assert work.extranonce2 == (1).to_bytes(4, "little")
     # a new block under the same id is different work: its counter starts afresh
-    dispatcher.on_manager_event(new_job(make_job(clean=True, block=2)), 0.0)
+    notify(dispatcher, make_job(clean=True, block=2), 0.0)
     work = dispatcher.next_work("a", 0.0)
     assert work is not None
     assert work.extranonce2 == bytes(4)
@@ -492,14 +533,14 @@ def test_no_job_id_and_extranonce2_pair_is_handed_out_twice(ops: list[tuple[str,
         else:
             # same block (same prevhash): a repeat, clean or not, is the same job again
             job = make_job(job_id=arg, clean=op == "clean")
-            dispatcher.on_manager_event(new_job(job), 0.0)
+            notify(dispatcher, job, 0.0)
 
 
 def test_an_exhausted_job_yields_no_more_work() -> None:
     dispatcher = Dispatcher(CHAINS)
-    dispatcher.on_manager_event(up(), 0.0)
-    dispatcher.on_manager_event(new_job(make_job(job_id="old", extranonce2_size=1)), 0.0)
-    dispatcher.on_manager_event(new_job(make_job(job_id="new", extranonce2_size=1)), 0.0)
+    connect(dispatcher, now=0.0)
+    notify(dispatcher, make_job(job_id="old", extranonce2_size=1), 0.0)
+    notify(dispatcher, make_job(job_id="new", extranonce2_size=1), 0.0)
     units = [dispatcher.next_work("a", 0.0) for _ in range(512)]
     assert all(unit is not None for unit in units)
     assert [u.job.job_id for u in units if u is not None].count("new") == 256
@@ -518,11 +559,11 @@ def test_pool_down_queues_shares_and_a_resumed_session_submits_them() -> None:
     assert dispatcher.on_nonce("a", real_nonce(TESTNET, job), 2.0) == []
     snap = dispatcher.snapshot(2.0)
     assert (snap.pending, snap.session_up) == (1, False)
-    actions = dispatcher.on_manager_event(up(resumed=True), 3.0)
+    actions = connect(dispatcher, resumed=True, now=3.0)
     # The new session has no job yet: it could not name the share's job, so it waits.
     assert submitted(actions) == []
     again = dataclasses.replace(job, clean_jobs=True, received_at=3.5)  # the pool re-announces it
-    actions = dispatcher.on_manager_event(new_job(again), 3.5)
+    actions = notify(dispatcher, again, 3.5)
     [share] = submitted(actions)
     assert share.nonce == 0xED460D91
     assert FlushChains() not in actions  # same pool, same extranonce1: work stays valid
@@ -539,10 +580,10 @@ def test_shares_found_after_pool_up_wait_for_the_sessions_first_job() -> None:
     work = dispatcher.next_work("a", 0.5)
     assert work is not None
     dispatcher.on_manager_event(down(), 1.0)
-    assert submitted(dispatcher.on_manager_event(up(resumed=True), 2.0)) == []
+    assert submitted(connect(dispatcher, resumed=True, now=2.0)) == []
     assert submitted(dispatcher.on_nonce("a", synthetic(work, 1000.0, nonce=7), 2.5)) == []
     assert dispatcher.snapshot(2.5).pending == 1
-    actions = dispatcher.on_manager_event(new_job(dataclasses.replace(job, clean_jobs=True)), 3.0)
+    actions = notify(dispatcher, dataclasses.replace(job, clean_jobs=True), 3.0)
     assert [s.nonce for s in submitted(actions)] == [7]
     assert FlushChains() not in actions  # the re-announced job is the one being mined
     # Once the session has a job, shares go straight out again.
@@ -554,11 +595,11 @@ def test_a_resumed_pools_clean_reannouncement_keeps_the_held_job_only() -> None:
     older = make_job(job_id="1")
     newest = make_job(job_id="2", clean=False)
     dispatcher = mining(older)
-    dispatcher.on_manager_event(new_job(newest), 0.1)
+    notify(dispatcher, newest, 0.1)
     dispatcher.on_manager_event(down(), 1.0)
-    dispatcher.on_manager_event(up(resumed=True), 2.0)
+    connect(dispatcher, resumed=True, now=2.0)
     again = dataclasses.replace(newest, clean_jobs=True, received_at=2.5)
-    assert dispatcher.on_manager_event(new_job(again), 2.5) == []
+    assert notify(dispatcher, again, 2.5) == []
     snap = dispatcher.snapshot(2.5)
     assert snap.job_count == 1
     work = dispatcher.next_work("a", 3.0)
@@ -596,8 +637,8 @@ def test_a_version_mask_change_applies_to_held_jobs_at_once() -> None:
     extra = 0x40000000  # outside the job's granted mask, inside the new one
     assert not extra & job.version_mask
     new_mask = job.version_mask | extra
-    changed = SessionEvent(0, ev.VersionMaskChanged(new_mask))
-    assert dispatcher.on_manager_event(changed, 1.0) == [SetVersionMask(new_mask)]
+    changed = ev.VersionMaskChanged(new_mask)
+    assert from_session(dispatcher, changed, 1.0) == [SetVersionMask(new_mask)]
     rolled = synthetic(work, 1000.0, version=work.version | extra)
     [share] = submitted(dispatcher.on_nonce("a", rolled, 1.5))
     assert share.version_bits == extra
@@ -612,7 +653,7 @@ def test_a_new_session_with_another_extranonce1_loses_queued_shares() -> None:
     dispatcher = mining(job)
     dispatcher.on_manager_event(down(), 1.0)
     dispatcher.on_nonce("a", real_nonce(TESTNET, job), 2.0)
-    actions = dispatcher.on_manager_event(up(en1=b"\x01\x02\x03\x04"), 3.0)
+    actions = connect(dispatcher, en1=b"\x01\x02\x03\x04", now=3.0)
     assert actions == [FlushChains()]
     snap = dispatcher.snapshot(3.0)
     assert snap.lost_by_reason == {LOST_NOT_RESUMED: 1}
@@ -627,13 +668,14 @@ def test_the_new_sessions_first_job_arriving_before_pool_up_switches_work_at_onc
     dispatcher.on_manager_event(down(), 1.0)
     dispatcher.on_nonce("a", real_nonce(TESTNET, job), 2.0)
     fresh = make_job(job_id="9", extranonce1=b"\xaa\xbb\xcc\xdd", clean=False)
-    assert dispatcher.on_manager_event(new_job(fresh), 3.0) == [FlushChains()]
+    subscribe(dispatcher, en1=fresh.extranonce1)  # the new session, not yet authorized
+    assert notify(dispatcher, fresh, 3.0) == [FlushChains()]
     assert dispatcher.snapshot(3.0).lost_by_reason == {LOST_NOT_RESUMED: 1}
     work = dispatcher.next_work("a", 3.0)
     assert work is not None
     assert work.job is fresh
     dispatcher.on_nonce("a", synthetic(work, 1000.0), 4.0)  # queued until authorized
-    [share] = submitted(dispatcher.on_manager_event(up(en1=b"\xaa\xbb\xcc\xdd"), 5.0))
+    [share] = submitted(connect(dispatcher, en1=b"\xaa\xbb\xcc\xdd", now=5.0))
     assert share.job is fresh
 
 
@@ -642,11 +684,11 @@ def test_a_clean_job_while_down_loses_the_queued_shares_with_that_reason() -> No
     dispatcher = mining(job)
     dispatcher.on_manager_event(down(), 1.0)
     dispatcher.on_nonce("a", real_nonce(TESTNET, job), 2.0)
-    dispatcher.on_manager_event(new_job(make_job(job_id="2", clean=True, block=3)), 3.0)
+    notify(dispatcher, make_job(job_id="2", clean=True, block=3), 3.0)
     snap = dispatcher.snapshot(3.0)
     assert snap.lost_by_reason == {LOST_CLEAN_JOBS: 1}
     assert snap.pending == 0
-    assert submitted(dispatcher.on_manager_event(up(resumed=True), 4.0)) == []
+    assert submitted(connect(dispatcher, resumed=True, now=4.0)) == []
 
 
 def test_the_pending_queue_is_bounded_and_drops_the_oldest() -> None:
@@ -687,7 +729,7 @@ def test_a_refused_submit_keeps_the_share_pending() -> None:
     dispatcher.submit_refused(share, 1.0)
     snap = dispatcher.snapshot(1.0)
     assert (snap.pending, snap.in_flight) == (1, 0)
-    assert submitted(dispatcher.on_manager_event(up(resumed=True), 2.0)) == [share]
+    assert submitted(connect(dispatcher, resumed=True, now=2.0)) == [share]
 
 
 def test_outcomes_are_counted_per_pool_device_and_chip() -> None:
@@ -731,9 +773,9 @@ def test_switching_pools_drops_the_old_pools_jobs_and_queued_shares() -> None:
     dispatcher.on_manager_event(down(0), 1.0)
     dispatcher.on_nonce("a", real_nonce(TESTNET, job), 1.0)
     other = make_job(SLUSH, job_id="q", difficulty=1.0)
-    dispatcher.on_manager_event(new_job(other, pool=1), 2.0)  # a standby session's job
+    notify(dispatcher, other, 2.0, pool=1)  # a standby session's job
     assert dispatcher.next_work("a", 2.0).job is job  # type: ignore[union-attr]
-    actions = dispatcher.on_manager_event(up(1, bytes.fromhex(SLUSH["extranonce1"])), 3.0)
+    actions = connect(dispatcher, 1, bytes.fromhex(SLUSH["extranonce1"]), now=3.0)
     assert FlushChains() in actions
     snap = dispatcher.snapshot(3.0)
     assert (snap.active_pool, snap.lost_by_reason) == (1, {LOST_POOL_SWITCHED: 1})
@@ -752,7 +794,7 @@ def test_an_unanswered_share_of_a_pool_left_behind_is_lost() -> None:
     job = make_job()
     dispatcher = mining(job)
     [share] = submitted(dispatcher.on_nonce("a", real_nonce(TESTNET, job), 1.0))
-    dispatcher.on_manager_event(up(1, b"\x09\x09\x09\x09"), 2.0)
+    connect(dispatcher, 1, b"\x09\x09\x09\x09", now=2.0)
     dispatcher.on_manager_event(ShareUnanswered(share, "connection closed"), 2.0)
     snap = dispatcher.snapshot(2.0)
     assert (snap.pending, snap.lost_by_reason) == (0, {LOST_POOL_SWITCHED: 1})
@@ -760,15 +802,15 @@ def test_an_unanswered_share_of_a_pool_left_behind_is_lost() -> None:
 
 def test_version_masks_are_programmed_for_the_active_pool_only() -> None:
     dispatcher = Dispatcher(CHAINS)
-    negotiated = SessionEvent(0, ev.VersionRollingNegotiated(MASK))
-    assert dispatcher.on_manager_event(negotiated, 0.0) == []  # not authorized yet
-    assert dispatcher.on_manager_event(up(), 0.0) == [SetVersionMask(MASK), FlushChains()]
-    changed = SessionEvent(0, ev.VersionMaskChanged(0x00FFE000))
-    assert dispatcher.on_manager_event(changed, 1.0) == [SetVersionMask(0x00FFE000)]
-    assert dispatcher.on_manager_event(changed, 1.0) == []
-    standby = SessionEvent(1, ev.VersionRollingUnavailable("declined"))
-    assert dispatcher.on_manager_event(standby, 1.0) == []
-    actions = dispatcher.on_manager_event(up(1, b"\x05\x05\x05\x05"), 2.0)
+    negotiated = ev.VersionRollingNegotiated(MASK)
+    assert from_session(dispatcher, negotiated, 0.0) == []  # not authorized yet
+    assert connect(dispatcher, now=0.0) == [SetVersionMask(MASK), FlushChains()]
+    changed = ev.VersionMaskChanged(0x00FFE000)
+    assert from_session(dispatcher, changed, 1.0) == [SetVersionMask(0x00FFE000)]
+    assert from_session(dispatcher, changed, 1.0) == []
+    standby = ev.VersionRollingUnavailable("declined")
+    assert from_session(dispatcher, standby, 1.0, pool=1) == []
+    actions = connect(dispatcher, 1, b"\x05\x05\x05\x05", now=2.0)
     assert actions == [SetVersionMask(0), FlushChains()]
     assert dispatcher.snapshot(2.0).version_mask == 0
 
@@ -781,8 +823,8 @@ def test_set_extranonce_flushes_and_rebuilds_the_newest_job_with_the_new_value()
     dispatcher.on_manager_event(down(), 0.5)
     dispatcher.on_nonce("a", synthetic(old[0], 1000.0, nonce=1), 0.5)  # queued, old en1
     resume(dispatcher, job, 0.6)
-    changed = SessionEvent(0, ev.ExtranonceChanged(b"\x0e\x0e\x0e\x0e", 4))
-    assert dispatcher.on_manager_event(changed, 1.0) == [FlushChains()]
+    changed = ev.ExtranonceChanged(b"\x0e\x0e\x0e\x0e", 4)
+    assert from_session(dispatcher, changed, 1.0) == [FlushChains()]
     work = dispatcher.next_work("a", 1.0)
     assert work is not None
     assert work.job.job_id == job.job_id
@@ -792,7 +834,7 @@ def test_set_extranonce_flushes_and_rebuilds_the_newest_job_with_the_new_value()
     assert classes(dispatcher).stale == 1
     assert submitted(dispatcher.on_nonce("a", synthetic(work, 1000.0, nonce=3), 2.0))
     # the same value again changes nothing
-    assert dispatcher.on_manager_event(changed, 3.0) == []
+    assert from_session(dispatcher, changed, 3.0) == []
     snap = dispatcher.snapshot(3.0)
     assert snap.lost_by_reason.get(LOST_STALE) == 1
     assert_balanced(snap)
@@ -805,8 +847,8 @@ def test_queued_shares_built_on_the_old_extranonce1_are_lost_on_set_extranonce()
     assert work is not None
     [share] = submitted(dispatcher.on_nonce("a", synthetic(work, 1000.0), 1.0))
     dispatcher.submit_refused(share, 1.0)
-    changed = SessionEvent(0, ev.ExtranonceChanged(b"\x0e\x0e\x0e\x0e", 4))
-    dispatcher.on_manager_event(changed, 2.0)
+    changed = ev.ExtranonceChanged(b"\x0e\x0e\x0e\x0e", 4)
+    from_session(dispatcher, changed, 2.0)
     snap = dispatcher.snapshot(2.0)
     assert (snap.pending, snap.lost_by_reason) == (0, {LOST_EXTRANONCE_CHANGED: 1})
 
@@ -814,11 +856,11 @@ def test_queued_shares_built_on_the_old_extranonce1_are_lost_on_set_extranonce()
 def test_a_new_session_forgets_the_old_vardiff_unless_it_sets_one() -> None:
     dispatcher = mining(make_job(difficulty=8.0), difficulty=4096.0)
     dispatcher.on_manager_event(down(), 1.0)
-    dispatcher.on_manager_event(up(), 2.0)  # same en1 but not resumed, no set_difficulty
+    connect(dispatcher, now=2.0)  # same en1 but not resumed, no set_difficulty
     assert dispatcher.snapshot(2.0).current_difficulty == 8.0
     dispatcher.on_manager_event(down(), 3.0)
     dispatcher.on_manager_event(set_difficulty(64.0), 4.0)
-    dispatcher.on_manager_event(up(), 4.0)
+    connect(dispatcher, now=4.0)
     assert dispatcher.snapshot(4.0).current_difficulty == 64.0
 
 
@@ -847,7 +889,9 @@ class _Walk:
 
     def __init__(self, rnd: random.Random) -> None:
         self.rnd = rnd
-        self.dispatcher = Dispatcher(CHAINS, pending_limit=5, dedupe_window=64, job_history=3)
+        self.dispatcher = Dispatcher(
+            CHAINS, pending_limit=5, dedupe_window=64, job_tables=tables(3)
+        )
         self.en1 = {0: b"\x00\x00\x00\x01", 1: b"\x01\x00\x00\x01"}
         self.block = 1
         self.job_seq = 0
@@ -872,6 +916,7 @@ class _Walk:
         resumed = self.rnd.random() < 0.5
         if not resumed:
             self.en1[pool] = self.rnd.randbytes(4)
+        subscribe(self.dispatcher, pool, self.en1[pool])
         self.event(PoolUp(pool, f"p{pool}", self.en1[pool], 4, resumed, 0.0))
 
     def op_down(self, pool: int) -> None:
@@ -883,14 +928,16 @@ class _Walk:
         self.job_seq += 1
         job_id = str(self.rnd.choice([self.job_seq, self.job_seq, 1]))
         job = make_job(job_id=job_id, clean=clean, block=self.block, extranonce1=self.en1[pool])
-        self.event(new_job(job, pool))
+        self.apply(notify(self.dispatcher, job, 0.0, pool))
 
     def op_difficulty(self, pool: int) -> None:
         self.event(set_difficulty(self.rnd.choice([100.0, 512.0, 5000.0]), pool))
 
     def op_extranonce(self, pool: int) -> None:
         self.en1[pool] = self.rnd.randbytes(4)
-        self.event(SessionEvent(pool, ev.ExtranonceChanged(self.en1[pool], 4)))
+        self.apply(
+            from_session(self.dispatcher, ev.ExtranonceChanged(self.en1[pool], 4), 0.0, pool)
+        )
 
     def op_work(self, pool: int) -> None:
         del pool

@@ -9,12 +9,14 @@ import pytest
 
 from stratum_client.config import PoolPolicy
 from stratum_client.pool.failover import (
-    MAX_RECONNECT_WAIT,
     MAX_RETURN_FACTOR,
     STABLE_SESSION,
     Attempt,
     Ending,
     FailoverPolicy,
+)
+from stratum_client.pool.redirect import (
+    MAX_RECONNECT_WAIT,
     Redirect,
     accept_reconnect,
     reconnect_delay,

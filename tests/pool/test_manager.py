@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 import trustme
+from skippable_time import SkippableTime
 from structlog.testing import capture_logs
 
 from stratum_client.config import PoolConfig, PoolPolicy
@@ -115,11 +116,17 @@ def config(
 
 @asynccontextmanager
 async def running(
-    pools: Sequence[PoolConfig], policy: PoolPolicy = FAST
+    pools: Sequence[PoolConfig], policy: PoolPolicy = FAST, clock: SkippableTime | None = None
 ) -> AsyncIterator[tuple[PoolManager, Recorder]]:
     recorder = Recorder()
+    timers: dict[str, Any] = {} if clock is None else {"clock": clock, "sleep": clock.sleep}
     manager = PoolManager(
-        pools, policy, sink=recorder, user_agent="stratum-client-test/1", rng=random.Random(5)
+        pools,
+        policy,
+        sink=recorder,
+        user_agent="stratum-client-test/1",
+        rng=random.Random(5),
+        **timers,
     )
     task = asyncio.create_task(manager.run())
     try:
@@ -335,17 +342,18 @@ async def test_every_taken_share_ends_exactly_once_across_an_outage() -> None:
 async def test_failover_to_backup_and_back_to_primary_only_after_a_healthy_streak() -> None:
     async with LocalPool(difficulty=DIFFICULTY) as primary, LocalPool() as backup:
         pools = [config(primary.port, name="primary"), config(backup.port, name="backup")]
-        async with running(pools) as (manager, rec):
+        clock = SkippableTime()
+        async with running(pools, clock=clock) as (manager, rec):
             await rec.next(PoolUp, lambda e: e.pool == 0)
             await primary.stop()
             await rec.next(PoolDown, lambda e: e.pool == 0)
             await rec.next(PoolUp, lambda e: e.pool == 1)
             assert manager.active == 1
-            await asyncio.sleep(0.6)  # a few failed probes
+            await clock.skip(0.6)  # a few failed probes
             primary_status = manager.statuses()[0]
             assert primary_status.state == "failed"
             assert "refused" in primary_status.last_error
-            restarted = time.monotonic()
+            restarted = clock()
             await primary.start()
             down = await rec.next(PoolDown, lambda e: e.pool == 1)
             back = await rec.next(PoolUp, lambda e: e.pool == 0)
@@ -431,14 +439,16 @@ async def test_reconnect_within_the_domain_is_followed(configured: str, requeste
 
 
 async def test_reconnect_waits_as_asked() -> None:
+    clock = SkippableTime()
     async with (
         LocalPool(difficulty=DIFFICULTY) as first,
         LocalPool() as second,
-        running([config(first.port)]) as (_manager, rec),
+        running([config(first.port)], clock=clock) as (_manager, rec),
     ):
         await rec.next(PoolUp)
         await first.request_reconnect("127.0.0.1", second.port, wait=1)
         down = await rec.next(PoolDown)
+        await clock.skip(1.0)
         up = await rec.next(PoolUp)
     assert up.at - down.at >= 1.0
 
@@ -546,15 +556,16 @@ async def test_a_planned_switch_lets_in_flight_shares_be_answered() -> None:
 
 
 async def test_manual_switch_sticks_until_switched_back() -> None:
+    clock = SkippableTime()
     async with (
         LocalPool() as first,
         LocalPool() as second,
-        running([config(first.port), config(second.port)]) as (manager, rec),
+        running([config(first.port), config(second.port)], clock=clock) as (manager, rec),
     ):
         await rec.next(PoolUp)
         manager.switch_to(1)
         await rec.next(PoolUp, lambda e: e.pool == 1)
-        await asyncio.sleep(1.5)  # longer than return_to_primary_after: no probing
+        await clock.skip(1.5)  # longer than return_to_primary_after: no probing
         assert [s.state for s in manager.statuses()] == ["standby", "active"]
         manager.switch_to(0)
         await rec.next(PoolUp, lambda e: e.pool == 0)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from stratum_client.protocol import Output, PoolSession, SendBytes, SessionSettings
-from stratum_client.work.job import Job
+from stratum_client.protocol.jobs import JobTable
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parent.parent / "data" / "stratum_vectors.json").read_text()
@@ -87,13 +86,13 @@ def ready_session(
     *,
     sub_id: str = "sub-1",
     resume_id: str | None = None,
-    resume_jobs: Iterable[Job] = (),
+    jobs: JobTable | None = None,
     **overrides: Any,
 ) -> tuple[PoolSession, list[Output]]:
     """A session through configure (granted ``mask``, or refused if None), subscribe
     (answered with ``sub_id``), authorize and one set_difficulty; request ids 1..3 are
     used up."""
-    session = PoolSession(settings(**overrides), resume_id=resume_id, resume_jobs=resume_jobs)
+    session = PoolSession(settings(**overrides), resume_id=resume_id, jobs=jobs)
     out = session.start(now)
     configure = {"version-rolling": True, "version-rolling.mask": mask} if mask else None
     error = None if mask else [20, "Unsupported method", None]

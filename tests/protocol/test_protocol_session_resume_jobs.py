@@ -31,7 +31,7 @@ def previous_session() -> tuple[PoolSession, Job, Job]:
 
 def resumed(old: PoolSession, *, sub_id: str = "sub-1", en1: str = EN1) -> PoolSession:
     session, _ = ready_session(
-        en1=en1, now=10.0, sub_id=sub_id, resume_id="sub-1", resume_jobs=old.jobs.values()
+        en1=en1, now=10.0, sub_id=sub_id, resume_id="sub-1", jobs=old.job_table
     )
     return session
 
