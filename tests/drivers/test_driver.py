@@ -300,7 +300,9 @@ async def test_start_enumerates_inits_ramps_and_switches_baud(
     assert len(plls) == len(ramp_plan(50.0, 485.0))
     assert plls[-1] == pll_for_frequency(MODELS["BM1366"], 485.0).register
     assert chain.writes(Reg.FAST_UART)[-1] == FAST_UART_1M
-    assert sent[-1] == frames.write_register(Reg.FAST_UART, FAST_UART_1M)
+    # the baud switch ends the init; a chip-id read at the new rate checks the chips answer
+    switch = frames.write_register(Reg.FAST_UART, FAST_UART_1M)
+    assert sent[-2:] == [switch, frames.read_register(Reg.CHIP_ID)]
     assert driver.baudrate == 1_000_000
     assert driver.frequency_mhz == pytest.approx(485.0, abs=1)
     assert driver.ticket_difficulty == 256
