@@ -42,7 +42,7 @@ from stratum_client.errors import (
 from stratum_client.work.job import DEFAULT_VERSION_MASK, Work
 from stratum_client_bm13xx.probe import collect_chip_ids, list_ports
 
-from . import frames, registers
+from . import frames, pacing, registers
 from .chips import ChipModel, model_by_chip_id, model_by_name
 from .codec import ChipCodec, NonceReply, RegisterReply, Reply, codec_for
 from .fastbaud import (
@@ -245,7 +245,8 @@ class Bm13xxDriver(AsicDriver):
 
     @property
     def job_interval(self) -> float:
-        return self.codec.job_interval_ms(self._mhz) / 1000.0
+        model, chips, mask = self.chip_model, self.spec.chips, self._version_mask
+        return pacing.job_interval_ms(model, chips, self._mhz, mask, self._fast_baud) / 1000.0
 
     @property
     def counters(self) -> list[ChipCounters]:
