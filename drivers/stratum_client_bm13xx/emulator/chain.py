@@ -147,6 +147,8 @@ class EmulatedChain:
         """Every nonce reported (up to ``record_limit``), oldest first."""
         self.hashes = 0
         """Double SHA-256 evaluations since construction (across resets)."""
+        self.jobs_received = 0
+        """Job frames taken since construction: a change means a fresh search began."""
         self._layout = Layout(chips)
         self._parallel = next_pow2(self.model.small_cores) // next_pow2(self.model.cores)
         self.reset()
@@ -187,6 +189,23 @@ class EmulatedChain:
         """Whether :meth:`hash_step` would hash anything."""
         scan = self._current()
         return scan is not None and len(self.faults.dead_chips) < self.chip_count
+
+    def search_seconds(self) -> float | None:
+        """Seconds silicon would take to exhaust the newest job (``None``: no job).
+
+        Each small core does one hash per clock. Full-header chips share a job's
+        nonces × rolled versions among all small cores; a BM1397 core hashes the job's
+        midstates side by side, so its nonces go at one per core per clock. The slowest
+        live chip's slice decides.
+        """
+        scan = None if self._newest is None else self._jobs.get(self._newest)
+        live = [c for c in self.chips if c.index not in self.faults.dead_chips]
+        if scan is None or not live:
+            return None
+        model = self.model
+        lanes = model.small_cores if model.full_header else model.cores
+        work = (self._layout.interval << 24) * scan.versions
+        return max(work / (lanes * chip.mhz * 1e6) for chip in live)
 
     def effective_difficulty(self, chip: int = 0) -> float:
         """Ticket difficulty × scale: the difficulty a chip's nonces meet (to 1 part in 2**16)."""
@@ -305,6 +324,7 @@ class EmulatedChain:
             scan = MidstateScan(job, self._layout)
         self._jobs[job.job_id] = scan  # a slot holds its job until overwritten
         self._newest = job.job_id
+        self.jobs_received += 1
 
     # -- hashing ----------------------------------------------------------------------
 
