@@ -10,9 +10,10 @@ line. A job frame is 88 bytes, 880 µs on a 1 Mbaud line (10 bits per byte); the
 * parse: one 11-byte nonce reply through the resynchronising parser, and replies per
   second when they arrive in 64-reply reads;
 * verify: the driver's nonce check (slot lookup, header rebuild, dSHA256, de-duplication).
-* pacing: one BM1370 at 525 MHz, emulated with silicon time (each job ends when real
-  chips would have exhausted it) under a fixed cap of real hashes per second, driven
-  by the real driver over a pty with fresh work every job interval, as the daemon does.
+* pacing: one BM1370 at 525 MHz, emulated in its own process with silicon time (each
+  job ends when real chips would have exhausted it) under a fixed cap of real hashes per
+  second, driven by the real driver over a pty with fresh work every job interval, as
+  the daemon does.
   The hashes done per second, as a share of the cap, is the share of time the chips
   hash: with version rolling refused at the interval the driver used before (the
   reference 500 ms) and at the one it uses now, and with rolling granted.
@@ -24,12 +25,17 @@ the pacing figures are one run each, all in the same run of this script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from stratum_client.asic.base import DeviceSpec
@@ -43,8 +49,6 @@ from stratum_client_bm13xx.chips import BM1370
 from stratum_client_bm13xx.chips import job_interval_ms as reference_interval_ms
 from stratum_client_bm13xx.codec import NonceReply, codec_for
 from stratum_client_bm13xx.driver import NonceChecker, ticket_target
-from stratum_client_bm13xx.emulator.chain import EmulatedChain
-from stratum_client_bm13xx.emulator.server import EmulatorServer
 from stratum_client_bm13xx.registers import Reg
 from stratum_client_bm13xx.rx import HostFrameParser
 
@@ -61,7 +65,8 @@ PACING_SECONDS = 4.0
 PACING_CAP = 200_000.0
 """Real hashes per second the emulator may do: well below what a core manages, so the
 share of time the chips hash, not CPU contention with the driver, sets the figure."""
-PACING_SCALE = 2.0**-22
+PACING_SCALE = 2.0**-28
+"""Ticket 256 × 2⁻²⁸: a nonce per 4096 hashes, so late-slot losses would show."""
 NOMINAL_GHS = BM1370.expected_ghs(525.0)
 """1071 GH/s: what one BM1370 at 525 MHz hashes when it never idles."""
 
@@ -216,38 +221,68 @@ def _verify_rate(work: Work, replies: list[bytes]) -> float:
 Interval = Callable[[Bm1370Driver], float]
 
 
+@contextlib.asynccontextmanager
+async def _emulator(link: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``stratum-client emulate`` with silicon time in its own process, as chips hash
+    off the host's CPU; its summary line is left on its stdout."""
+    args = ["--chip", "bm1370", "--link", str(link), "--silicon-time"]
+    args += ["--hashrate", str(PACING_CAP), "--step-hashes", "64"]
+    args += ["--difficulty-scale", str(PACING_SCALE)]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "stratum_client", "emulate", *args, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        await asyncio.wait_for(proc.stdout.readline(), 30)  # "… on <link> -> /dev/pts/N"
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait()
+
+
 async def _paced_hashing(granted: bool, interval: Interval) -> dict[str, float]:
-    """Share of the cap an emulated BM1370 (silicon time) hashes at a job interval."""
+    """Share of the cap an emulated BM1370 (silicon time) hashes at a job interval.
+
+    Hashes are read from the chip's total-count register (0x8C) over the wire, as the
+    daemon reads them: one count is 2³² × ``PACING_SCALE`` hashes.
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        chain = EmulatedChain("BM1370", 1, difficulty_scale=PACING_SCALE)
-        server = EmulatorServer(
-            chain, Path(tmp) / "asic0", hashrate=PACING_CAP, step_hashes=64, silicon_time=True
-        )
         options = {"ramp_step_delay": 0.0, "enumerate_quiet": 0.05}
-        spec = DeviceSpec(port=server.path, chips=1, difficulty_scale=PACING_SCALE, options=options)
-        async with server, Bm1370Driver(spec) as driver:
+        link = Path(tmp) / "asic0"
+        spec = DeviceSpec(port=str(link), chips=1, difficulty_scale=PACING_SCALE, options=options)
+        async with _emulator(link) as proc, Bm1370Driver(spec) as driver:
             if granted:
                 await driver.set_version_mask(MASK)
             builder = _builder(MASK if granted else 0)
             nonces: list[object] = []
             driver.deliver_nonces(nonces.append)
             loop = asyncio.get_running_loop()
-            hashes, start, sent = chain.hashes, loop.time(), 0
+            count, start, sent = await driver.read_register(Reg.TOTAL_COUNT), loop.time(), 0
             while loop.time() - start < PACING_SECONDS:
                 sent += 1
                 await driver.send_work(builder.build(sent.to_bytes(4, "little")))
                 await asyncio.sleep(interval(driver))
             elapsed = loop.time() - start
-            assert server.pace is not None
-            share = (chain.hashes - hashes) / elapsed / PACING_CAP
-            return {
+            counted = await driver.read_register(Reg.TOTAL_COUNT) - count
+            result = {
                 "interval_ms": round(interval(driver) * 1000, 3),
-                "hashing_share": round(share, 4),
-                "ghs_equivalent": round(share * NOMINAL_GHS, 1),
                 "jobs_per_s": round(sent / elapsed, 1),
-                "jobs_exhausted": server.pace.jobs_exhausted,
                 "nonces": len(nonces),
+                "hw_errors": sum(c.hw_errors for c in driver.counters),
+                "stale": driver.stale_nonces,
             }
+        assert proc.stdout is not None
+        summary = (await proc.stdout.read()).decode()
+    share = counted * 2**32 * PACING_SCALE / elapsed / PACING_CAP
+    ran_out = re.search(r"(\d+) of (\d+) jobs ran out", summary)
+    return {
+        **result,
+        "hashing_share": round(share, 4),
+        "ghs_equivalent": round(share * NOMINAL_GHS, 1),
+        "nonce_share": round(len(nonces) * 4096 / elapsed / PACING_CAP, 4),
+        "jobs_ran_out": int(ran_out.group(1)) if ran_out else -1,
+    }
 
 
 def _before(driver: Bm1370Driver) -> float:

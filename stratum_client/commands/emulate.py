@@ -26,7 +26,12 @@ from stratum_client.logsetup import LEVELS, configure_logging
 from stratum_client_bm13xx.chips import MODELS
 from stratum_client_bm13xx.emulator.chain import EmulatedChain
 from stratum_client_bm13xx.emulator.faults import Faults
-from stratum_client_bm13xx.emulator.server import EmulatorServer, UnplugPlan, run_emulators
+from stratum_client_bm13xx.emulator.server import (
+    DEFAULT_STEP_HASHES,
+    EmulatorServer,
+    UnplugPlan,
+    run_emulators,
+)
 from stratum_client_bm13xx.fastbaud import BRIDGES
 
 __all__ = ["DEFAULT_SCALE", "add_parser", "expand_links", "run"]
@@ -70,6 +75,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "difficulty_scale (default 2**-22)",
     )
     chains.add_argument("--hashrate", type=float, help="cap each chain at this many H/s")
+    chains.add_argument(
+        "--step-hashes",
+        type=int,
+        default=DEFAULT_STEP_HASHES,
+        help="hashes between yields to the loop (default %(default)s); with --hashrate also "
+        "the smallest burst, so keep it small with --silicon-time",
+    )
     chains.add_argument(
         "--bridge",
         choices=sorted(BRIDGES),
@@ -181,6 +193,8 @@ def _plan(args: argparse.Namespace) -> UnplugPlan | None:
 def _checked(args: argparse.Namespace) -> None:
     if args.hashrate is not None and not args.hashrate > 0:
         raise InputError("--hashrate", f"must be > 0, got {args.hashrate}")
+    if args.step_hashes < 1:
+        raise InputError("--step-hashes", f"must be ≥ 1, got {args.step_hashes}")
     if args.duration is not None and not args.duration > 0:
         raise InputError("--duration", f"must be > 0, got {args.duration}")
 
@@ -210,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
                 chains,
                 links,
                 hashrate=args.hashrate,
+                step_hashes=args.step_hashes,
                 bridge=BRIDGES[args.bridge] if args.bridge else None,
                 silicon_time=args.silicon_time,
                 stop=stop,

@@ -85,9 +85,9 @@ def test_bad_options_exit_2_naming_the_option(tmp_path: Path) -> None:
 
 def test_bridge_and_silicon_time_flags_show_in_the_summary(tmp_path: Path) -> None:
     link = tmp_path / "asic0"
-    args = ("--chip", "bm1397", "--bridge", "ft230x", "--silicon-time", "--duration", "1")
+    args = ("--chip", "bm1397", "--bridge", "ft230x", "--silicon-time", "--step-hashes", "64")
     result = subprocess.run(
-        _cli("emulate", *args, "--link", str(link)),
+        _cli("emulate", *args, "--duration", "1", "--link", str(link)),
         capture_output=True,
         text=True,
         timeout=PATIENCE,

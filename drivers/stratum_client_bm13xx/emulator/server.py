@@ -335,6 +335,7 @@ class ServerOptions(TypedDict, total=False):
     """Keyword options of :class:`EmulatorServer` that the helpers pass on."""
 
     hashrate: float | None
+    step_hashes: int
     bridge: Bridge | None
     silicon_time: bool
 
