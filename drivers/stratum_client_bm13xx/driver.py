@@ -264,6 +264,8 @@ class Bm13xxDriver(AsicDriver):
             raise DriverError(f"{self.spec.port}: driver already started")
         usb_id = await asyncio.to_thread(_usb_id, self.spec.port)
         self._plan_baud(bridge_for(self.options.bridge, usb_id))
+        bridge = self._baud.bridge.name if self._baud.bridge else "native UART"
+        self._log.info("fast baud", bridge=bridge, chips=self._baud.chip_baud, host=self._fast_baud)
         self._state = DriverState.STARTING
         self._reset_run_state()
         self._link = SerialLink(
