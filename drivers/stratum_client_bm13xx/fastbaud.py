@@ -88,6 +88,8 @@ class Bridge:
         Above :attr:`max_baud` the kernel driver falls back to 9600; a divisor between 1
         and 2 other than 1.5 is not one the part makes (``None``: nothing gets through).
         """
+        if requested <= 0:
+            return None  # B0: the line is hung up
         if requested > self.max_baud:
             requested = 9600
         eighths = min(round(_FTDI_EIGHTHS_CLOCK / requested), _FTDI_MAX_DIVISOR)

@@ -70,6 +70,7 @@ def test_reference_frames_match_the_documented_vectors() -> None:
         (115_200, 24_000_000 / 208),  # divisor 26: 115 384.6 baud
         (3_125_000, 24_000_000 / 2500),  # too high for FT-X: ftdi_sio falls back to 9600
         (1_562_500, None),  # divisor 1.875: between 1 and 2, not one the part makes
+        (0, None),  # B0 hangs the line up
     ],
 )
 def test_ft230x_generates_rates_as_ftdi_sio_programs_them(
