@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import ClassVar, Final
 
 import structlog
+from serial.tools import list_ports
 
 from stratum_client.asic.base import AsicDriver, ChainInfo, ChipCounters, DeviceSpec, FoundNonce
 from stratum_client.asic.transport import INITIAL_BAUDRATE, ReconnectPolicy, SerialLink
@@ -40,7 +41,7 @@ from stratum_client.errors import (
     WorkError,
 )
 from stratum_client.work.job import DEFAULT_VERSION_MASK, Work
-from stratum_client_bm13xx.probe import collect_chip_ids, list_ports
+from stratum_client_bm13xx.probe import collect_chip_ids
 
 from . import frames, pacing, registers
 from .chips import ChipModel, model_by_chip_id, model_by_name
@@ -262,10 +263,6 @@ class Bm13xxDriver(AsicDriver):
         """Open the link, enumerate, initialise, ramp and switch baud; start receiving."""
         if self._state is not DriverState.STOPPED:
             raise DriverError(f"{self.spec.port}: driver already started")
-        usb_id = await asyncio.to_thread(_usb_id, self.spec.port)
-        self._plan_baud(bridge_for(self.options.bridge, usb_id))
-        bridge = self._baud.bridge.name if self._baud.bridge else "native UART"
-        self._log.info("fast baud", bridge=bridge, chips=self._baud.chip_baud, host=self._fast_baud)
         self._state = DriverState.STARTING
         self._reset_run_state()
         self._link = SerialLink(
@@ -312,6 +309,7 @@ class Bm13xxDriver(AsicDriver):
         """Enumerate, run the model's init, ramp and switch baud; the link is at 115 200."""
         self._lost = False
         self._reset_parser()
+        await self._plan_baud_for_port()
         body, tail = self._init_plan()
         self._mhz = self.options.initial_mhz
         await self._run_steps(body)
@@ -400,6 +398,13 @@ class Bm13xxDriver(AsicDriver):
         """Choose the fast rate for the chips and the host from the bridge in front."""
         self._baud = plan_baud(self.chip_model, self.spec.port, self.options.baud, bridge)
         self._baud_frame, self._fast_baud = self._baud.frame, self._baud.host_baud
+
+    async def _plan_baud_for_port(self) -> None:
+        """Plan the fast baud for the bridge in front of the port (its USB id, or the option)."""
+        usb_id = await asyncio.to_thread(_usb_id, self.spec.port)
+        self._plan_baud(bridge_for(self.options.bridge, usb_id))
+        bridge = self._baud.bridge.name if self._baud.bridge else "native UART"
+        self._log.info("fast baud", bridge=bridge, chips=self._baud.chip_baud, host=self._fast_baud)
 
     async def _check_chips_answer(self) -> None:
         """Read the chip ids at the new rate: a bridge that cannot carry it hears nothing."""
@@ -678,7 +683,7 @@ class Bm13xxDriver(AsicDriver):
 
 def _usb_id(port: str) -> tuple[int, int] | None:
     """The port's USB VID:PID as the OS lists it (``None``: not a USB device)."""
-    return usb_id_of(os.path.realpath(port), list_ports())
+    return usb_id_of(os.path.realpath(port), list_ports.comports())
 
 
 def _model_label(chip_id: int) -> str:
