@@ -113,8 +113,9 @@ def test_hardware_examples_use_the_documented_chips() -> None:
         d = load_config(ROOT / "configs" / name, env={}).devices[0]
         return d.driver, d.port, d.frequency_mhz
 
-    assert only_device("bitaxe-ultra.toml") == ("bm1366", "/dev/ttyACM0", 485.0)
-    assert only_device("bitaxe-gamma.toml") == ("bm1370", "/dev/ttyACM0", 525.0)
+    # the ASIC UART is the bridge's second port; the first carries bitaxe-raw control
+    assert only_device("bitaxe-ultra.toml") == ("bm1366", "/dev/ttyACM1", 485.0)
+    assert only_device("bitaxe-gamma.toml") == ("bm1370", "/dev/ttyACM1", 525.0)
     assert only_device("gekko-compac-f.toml") == ("bm1397", "/dev/ttyUSB0", 425.0)
     gamma = load_config(ROOT / "configs" / "bitaxe-gamma.toml", env={})
     assert gamma.pools[0].tls
@@ -796,3 +797,11 @@ def test_every_key_is_in_the_example_and_the_reference(section: str) -> None:
             continue
         assert re.search(rf"^#? ?{key} = ", example, re.MULTILINE), f"{section}.{key}"
         assert f"`{key}`" in reference, f"{section}.{key}"
+
+
+def test_submit_block_candidates_below_difficulty_is_read_per_pool() -> None:
+    pools = [pool(submit_block_candidates_below_difficulty=False), pool(name="b")]
+    config = parse_config(minimal(pools=pools))
+    assert [p.submit_block_candidates_below_difficulty for p in config.pools] == [False, True]
+    err = error_for(minimal(pools=[pool(submit_block_candidates_below_difficulty="no")]))
+    assert err.field == "pools[0].submit_block_candidates_below_difficulty"
