@@ -121,7 +121,6 @@ KNOWN_CYCLES: set[frozenset[str]] = set()
 """Import cycles between subpackages that exist today, each with who removes it."""
 KNOWN_IO_IMPORTS: dict[str, set[str]] = {
     # The driver-boundary work moves these apart (then delete the entries).
-    "stratum_client_bm13xx.options": {"stratum_client.asic.transport"},
     **{
         f"stratum_client_bm13xx.{chip}": {"stratum_client_bm13xx.driver"}
         for chip in ("bm1366", "bm1368", "bm1370", "bm1397")

@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import math
+import os
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import ClassVar, Final
 
 import structlog
+from serial.tools import list_ports
 
 from stratum_client.asic.base import AsicDriver, ChainInfo, ChipCounters, DeviceSpec, FoundNonce
 from stratum_client.asic.transport import INITIAL_BAUDRATE, ReconnectPolicy, SerialLink
@@ -41,11 +43,20 @@ from stratum_client.errors import (
 from stratum_client.work.job import DEFAULT_VERSION_MASK, Work
 from stratum_client_bm13xx.probe import collect_chip_ids
 
-from . import frames, registers
+from . import frames, pacing, registers
 from .chips import ChipModel, model_by_chip_id, model_by_name
 from .codec import ChipCodec, NonceReply, RegisterReply, Reply, codec_for
+from .fastbaud import (
+    Bridge,
+    UnsupportedBaudError,
+    bridge_for,
+    bridge_named,
+    plan_baud,
+    silent_after_switch,
+    usb_id_of,
+)
 from .nonces import NonceChecker, Outcome, ticket_target
-from .options import DriverOptions, baud_plan, parse_options
+from .options import DriverOptions, parse_options
 from .pll import pll_for_frequency, ramp_plan
 from .registers import CountChips, Delay, Reg, Send, SetHostBaud, Step
 from .rx import ReplyParser
@@ -124,7 +135,7 @@ class Bm13xxDriver(AsicDriver):
             self._mhz = pll_for_frequency(self.chip_model, self._target_mhz).actual_mhz
         except ValueError as exc:
             raise DriverError(f"{spec.port}: {exc}") from exc
-        self._baud_frame, self._fast_baud = baud_plan(self.chip_model, spec.port, self.options.baud)
+        self._plan_baud(bridge_named(self.options.bridge))
         self.ticket_difficulty = float(registers.ticket_difficulty(spec.ticket_difficulty))
         """The power of two the chips were given (asking for 300 gives 256)."""
         target = ticket_target(self.ticket_difficulty, spec.difficulty_scale)
@@ -235,7 +246,8 @@ class Bm13xxDriver(AsicDriver):
 
     @property
     def job_interval(self) -> float:
-        return self.codec.job_interval_ms(self._mhz) / 1000.0
+        model, chips, mask = self.chip_model, self.spec.chips, self._version_mask
+        return pacing.job_interval_ms(model, chips, self._mhz, mask, self._fast_baud) / 1000.0
 
     @property
     def counters(self) -> list[ChipCounters]:
@@ -297,6 +309,7 @@ class Bm13xxDriver(AsicDriver):
         """Enumerate, run the model's init, ramp and switch baud; the link is at 115 200."""
         self._lost = False
         self._reset_parser()
+        await self._plan_baud_for_port()
         body, tail = self._init_plan()
         self._mhz = self.options.initial_mhz
         await self._run_steps(body)
@@ -305,6 +318,7 @@ class Bm13xxDriver(AsicDriver):
         if self._baud_frame is not None:
             await self._require_link().write(self._baud_frame)
             await self._set_host_baud(self._fast_baud)
+            await self._check_chips_answer()
         self._checker.clear()
         self._checker.version_mask = self._version_mask
         if self._chain is None:
@@ -379,6 +393,27 @@ class Bm13xxDriver(AsicDriver):
             await self._run_steps(steps, delay_scale=scale, guard=guard)
             self._mhz = pll_for_frequency(self.chip_model, mhz).actual_mhz
             await _pause(self.options.ramp_step_delay)
+
+    def _plan_baud(self, bridge: Bridge | None) -> None:
+        """Choose the fast rate for the chips and the host from the bridge in front."""
+        self._baud = plan_baud(self.chip_model, self.spec.port, self.options.baud, bridge)
+        self._baud_frame, self._fast_baud = self._baud.frame, self._baud.host_baud
+
+    async def _plan_baud_for_port(self) -> None:
+        """Plan the fast baud for the bridge in front of the port (its USB id, or the option)."""
+        usb_id = await asyncio.to_thread(_usb_id, self.spec.port)
+        self._plan_baud(bridge_for(self.options.bridge, usb_id))
+        bridge = self._baud.bridge.name if self._baud.bridge else "native UART"
+        self._log.info("fast baud", bridge=bridge, chips=self._baud.chip_baud, host=self._fast_baud)
+
+    async def _check_chips_answer(self) -> None:
+        """Read the chip ids at the new rate: a bridge that cannot carry it hears nothing."""
+        link = self._require_link()
+        await link.write(frames.read_register(Reg.CHIP_ID))
+        replies = await collect_chip_ids(link, quiet=self.options.enumerate_quiet)
+        if len(replies) < self.spec.chips:
+            message = silent_after_switch(self.spec.port, self._baud, len(replies), self.spec.chips)
+            raise UnsupportedBaudError(message)
 
     async def _set_host_baud(self, baud: int) -> None:
         await self._require_link().set_baudrate(baud)
@@ -644,6 +679,11 @@ class Bm13xxDriver(AsicDriver):
             raise DriverTimeoutError(
                 f"{self.spec.port}: chip {chip} did not answer a read of {register:#04x}"
             ) from None
+
+
+def _usb_id(port: str) -> tuple[int, int] | None:
+    """The port's USB VID:PID as the OS lists it (``None``: not a USB device)."""
+    return usb_id_of(os.path.realpath(port), list_ports.comports())
 
 
 def _model_label(chip_id: int) -> str:

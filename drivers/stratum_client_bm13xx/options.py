@@ -9,19 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Final
 
-from stratum_client.asic.transport import INITIAL_BAUDRATE
 from stratum_client.errors import DriverError
 
-from . import frames, registers
+from . import fastbaud
 from .chips import ChipModel
-from .registers import Reg, Send, SetHostBaud
 
 __all__ = ["DriverOptions", "baud_plan", "parse_options"]
-
-_BAUD_TOLERANCE: Final = 0.05
-"""How far a requested BM1397 baud rate may be from the nearest divider's rate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +30,9 @@ class DriverOptions:
     """Chain baud rate after init; ``None`` = the model's fastest, 0 = stay at 115 200."""
     initial_mhz: float = 50.0
     """Frequency the chips are assumed to run at after power-up (start of the ramp)."""
+    bridge: str | None = None
+    """USB-serial bridge in front of the chips (``"ft230x"``, ``"native"``); ``None``:
+    recognised from the port's USB VID:PID, else treated as a native UART."""
 
 
 def _number(port: str, key: str, value: object, minimum: float, inclusive: bool) -> float:
@@ -70,7 +67,15 @@ def parse_options(port: str, options: Mapping[str, object]) -> DriverOptions:
         enumerate_quiet=number("enumerate_quiet", inclusive=False),
         baud=_baud_option(port, options.get("baud")),
         initial_mhz=number("initial_mhz", inclusive=False),
+        bridge=_bridge_option(port, options.get("bridge")),
     )
+
+
+def _bridge_option(port: str, value: object) -> str | None:
+    known = (*sorted(fastbaud.BRIDGES), fastbaud.NATIVE)
+    if value is None or value in known:
+        return None if value is None else str(value)
+    raise DriverError(f"{port}: option 'bridge' must be one of {', '.join(known)}, got {value!r}")
 
 
 def _baud_option(port: str, value: object) -> int | None:
@@ -82,24 +87,10 @@ def _baud_option(port: str, value: object) -> int | None:
 
 
 def baud_plan(model: ChipModel, port: str, requested: int | None) -> tuple[bytes | None, int]:
-    """The register write that switches the chips, and the rate the host then uses."""
-    if requested in (0, INITIAL_BAUDRATE):
-        return None, INITIAL_BAUDRATE
-    send, host = registers.max_baud_steps(model)
-    if not (isinstance(send, Send) and isinstance(host, SetHostBaud)):
-        raise DriverError(f"{model.name}: the codec's baud switch has an unknown layout")
-    if requested is None or requested == host.baud:
-        return send.frame, host.baud
-    if not model.full_header:
-        # The host then runs at the chip's exact rate, so only the request is approximate.
-        value = min(
-            (bytes((0, 0, 0x60 | divider, 0x31)) for divider in range(32)),
-            key=lambda v: abs(registers.misc_control_baud(v) - requested),
-        )
-        rate = registers.misc_control_baud(value)
-        if abs(rate - requested) <= requested * _BAUD_TOLERANCE:
-            return frames.write_register(Reg.MISC_CONTROL, value), rate
-    raise DriverError(
-        f"{port}: option 'baud' = {requested} is not a rate the {model.name} can be set to "
-        f"(use 0 to stay at {INITIAL_BAUDRATE}, or {host.baud})"
-    )
+    """The register write that switches the chips, and the rate the host then uses.
+
+    Without a known bridge the host follows the chip's exact rate; see
+    :func:`~.fastbaud.plan_baud` for the choice that honours the serial bridge.
+    """
+    plan = fastbaud.plan_baud(model, port, requested, None)
+    return plan.frame, plan.host_baud

@@ -26,7 +26,13 @@ from stratum_client.logsetup import LEVELS, configure_logging
 from stratum_client_bm13xx.chips import MODELS
 from stratum_client_bm13xx.emulator.chain import EmulatedChain
 from stratum_client_bm13xx.emulator.faults import Faults
-from stratum_client_bm13xx.emulator.server import EmulatorServer, UnplugPlan, run_emulators
+from stratum_client_bm13xx.emulator.server import (
+    DEFAULT_STEP_HASHES,
+    EmulatorServer,
+    UnplugPlan,
+    run_emulators,
+)
+from stratum_client_bm13xx.fastbaud import BRIDGES
 
 __all__ = ["DEFAULT_SCALE", "add_parser", "expand_links", "run"]
 
@@ -69,6 +75,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "difficulty_scale (default 2**-22)",
     )
     chains.add_argument("--hashrate", type=float, help="cap each chain at this many H/s")
+    chains.add_argument(
+        "--step-hashes",
+        type=int,
+        default=DEFAULT_STEP_HASHES,
+        help="hashes between yields to the loop (default %(default)s); with --hashrate also "
+        "the smallest burst, so keep it small with --silicon-time",
+    )
+    chains.add_argument(
+        "--bridge",
+        choices=sorted(BRIDGES),
+        help="model a USB-serial bridge: the chips stop being heard at a rate it cannot "
+        "carry (e.g. ft230x above 3 Mbaud), as with the real part",
+    )
+    chains.add_argument(
+        "--silicon-time",
+        action="store_true",
+        help="end each job when real chips would have exhausted it, then idle until the "
+        "next: shows how much a job interval lets silicon hash",
+    )
     chains.add_argument("--seed", type=int, help="seed for reproducible fault injection")
     _add_fault_options(parser)
     run_group = parser.add_argument_group("run")
@@ -168,6 +193,8 @@ def _plan(args: argparse.Namespace) -> UnplugPlan | None:
 def _checked(args: argparse.Namespace) -> None:
     if args.hashrate is not None and not args.hashrate > 0:
         raise InputError("--hashrate", f"must be > 0, got {args.hashrate}")
+    if args.step_hashes < 1:
+        raise InputError("--step-hashes", f"must be ≥ 1, got {args.step_hashes}")
     if args.duration is not None and not args.duration > 0:
         raise InputError("--duration", f"must be > 0, got {args.duration}")
 
@@ -197,6 +224,9 @@ def run(args: argparse.Namespace) -> int:
                 chains,
                 links,
                 hashrate=args.hashrate,
+                step_hashes=args.step_hashes,
+                bridge=BRIDGES[args.bridge] if args.bridge else None,
+                silicon_time=args.silicon_time,
                 stop=stop,
                 duration=args.duration,
                 unplug=plan,
@@ -230,9 +260,14 @@ def _summary(servers: list[EmulatorServer], elapsed: float) -> Iterator[str]:
     for server in servers:
         chain = server.chain
         injected = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in chain.faults.injected.items())
+        extra = ""
+        if server.bridge is not None:
+            extra += f"; {server.bytes_unheard} reply bytes the bridge could not carry"
+        if server.pace is not None:
+            extra += f"; {server.pace.jobs_exhausted} of {chain.jobs_received} jobs ran out"
         yield (
             f"summary {server.path}: {chain.hashes} hashes in {elapsed:.1f} s "
-            f"({chain.hashes / seconds / 1000:.0f} kH/s); {injected}"
+            f"({chain.hashes / seconds / 1000:.0f} kH/s); {injected}{extra}"
         )
 
 

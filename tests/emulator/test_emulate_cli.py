@@ -81,3 +81,28 @@ def test_bad_options_exit_2_naming_the_option(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "corrupt_rate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bridge_and_silicon_time_flags_show_in_the_summary(tmp_path: Path) -> None:
+    link = tmp_path / "asic0"
+    args = ("--chip", "bm1397", "--bridge", "ft230x", "--silicon-time", "--step-hashes", "64")
+    result = subprocess.run(
+        _cli("emulate", *args, "--duration", "1", "--link", str(link)),
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout.splitlines()[-1]
+    assert "0 reply bytes the bridge could not carry" in summary
+    assert "0 of 0 jobs ran out" in summary
+    rejected = subprocess.run(
+        _cli("emulate", "--bridge", "ch340", "--link", str(link), "--duration", "1"),
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        check=False,
+    )
+    assert rejected.returncode == 2
+    assert "--bridge" in rejected.stderr

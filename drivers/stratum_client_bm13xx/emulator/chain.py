@@ -26,11 +26,9 @@ How the search is laid out, and why:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -38,15 +36,15 @@ import structlog
 
 from stratum_client.errors import FrameError
 from stratum_client_bm13xx import frames, registers
-from stratum_client_bm13xx.chips import ChipModel, address_interval, model_by_name, next_pow2
-from stratum_client_bm13xx.codec import FullHeaderJob, MidstateJob, codec_for
+from stratum_client_bm13xx.chips import ChipModel, model_by_name, next_pow2
+from stratum_client_bm13xx.codec import FullHeaderJob, codec_for
 from stratum_client_bm13xx.frames import CommandFrame, CommandKind
 from stratum_client_bm13xx.pll import pll_for_frequency
 from stratum_client_bm13xx.registers import Reg
 from stratum_client_bm13xx.rx import HostFrameParser
 
 from .faults import FaultInjector, Faults
-from .hashing import sha256d_from_midstate
+from .scan import VERSION_SHIFT, FullHeaderScan, Hit, Layout, MidstateScan, Scan
 
 __all__ = [
     "POWER_UP_BAUD",
@@ -63,10 +61,6 @@ DEFAULT_RECORD_LIMIT = 100_000
 """Reported nonces remembered for inspection (the oldest are forgotten beyond this)."""
 
 _MAX_TARGET = 1 << 256
-_CORES = 128
-"""Bits 25..31 of a nonce's big-endian view: seven bits of core number."""
-_LOW_BITS = 17
-_VERSION_SHIFT = 13
 _COUNTER_REGISTERS = frozenset(
     {
         Reg.DOMAIN_0_COUNT,
@@ -121,155 +115,6 @@ class ReportedNonce:
     """Raw double SHA-256 of the header."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    chip: int
-    nonce_bytes: bytes
-    """The nonce as it sits in the header (its big-endian view's bytes)."""
-    sub: int
-    version_bits: int
-    digest: bytes
-
-
-class _Layout:
-    """Maps scan positions to (chip, nonce) so chips and cores interleave."""
-
-    def __init__(self, chips: int) -> None:
-        self.chips = chips
-        self.interval = address_interval(chips)
-        self.space = chips * self.interval << 24
-        """Positions in one pass: every nonce whose address byte belongs to a chip."""
-
-    def units(self, start: int, end: int, dead: frozenset[int]) -> Iterator[tuple[int, bytes]]:
-        """Chip and header nonce bytes for positions ``start..end-1``, dead chips skipped."""
-        chips, interval = self.chips, self.interval
-        for position in range(start, end):
-            chip = position % chips
-            if chip in dead:
-                continue
-            rest = position // chips
-            slot = rest >> 7
-            address_byte = chip * interval + slot % interval
-            big_endian = (rest & 0x7F) << 25 | address_byte << _LOW_BITS | slot // interval
-            yield chip, big_endian.to_bytes(4, "big")
-
-
-def _zero_suffix(target: int) -> bytes:
-    """Top digest bytes that must be zero for a hash to be under ``target``: a cheap filter."""
-    return bytes((256 - (target - 1).bit_length()) // 8)
-
-
-def _deposit(index: int, mask: int) -> int:
-    """Spread the bits of ``index`` over the set bits of ``mask``, lowest first."""
-    result, bit = 0, 1
-    while mask:
-        low = mask & -mask
-        if index & bit:
-            result |= low
-        mask ^= low
-        bit <<= 1
-    return result
-
-
-class _FullHeaderScan:
-    """Search state of one BM1366/68/70 job: nonce position and version group."""
-
-    def __init__(self, job: FullHeaderJob, mask16: int, parallel: int, layout: _Layout) -> None:
-        self.job = job
-        self._mask16 = mask16
-        self._versions = 1 << mask16.bit_count()
-        self.group = min(parallel, self._versions)
-        self._layout = layout
-        self._tail12 = job.header(0)[64:76]
-        self._group_index = 0
-        self._position = 0
-        self.exhausted = False
-        self._load_group()
-
-    def _load_group(self) -> None:
-        first = self._group_index * self.group
-        self._bits = [
-            _deposit(first + sub, self._mask16) << _VERSION_SHIFT for sub in range(self.group)
-        ]
-        self._bases = [hashlib.sha256(self.job.header(0, bits)[:64]) for bits in self._bits]
-
-    def run(self, budget: int, target: int, dead: frozenset[int], counts: list[int]) -> list[_Hit]:
-        """Hash about ``budget`` positions × versions; return the hits below ``target``."""
-        hits: list[_Hit] = []
-        units = max(1, budget // self.group)
-        while units > 0 and not self.exhausted:
-            end = min(self._position + units, self._layout.space)
-            hits += self._sweep(self._position, end, target, dead, counts)
-            units -= end - self._position
-            self._position = end
-            if end == self._layout.space:
-                self._next_group()
-        return hits
-
-    def _next_group(self) -> None:
-        self._group_index += 1
-        self._position = 0
-        if self._group_index * self.group >= self._versions:
-            self.exhausted = True
-        else:
-            self._load_group()
-
-    def _sweep(
-        self, start: int, end: int, target: int, dead: frozenset[int], counts: list[int]
-    ) -> list[_Hit]:
-        tail12, bases, bits, group = self._tail12, self._bases, self._bits, self.group
-        zeros, sha256 = _zero_suffix(target), hashlib.sha256
-        hits: list[_Hit] = []
-        for chip, nonce_bytes in self._layout.units(start, end, dead):
-            counts[chip] += group
-            tail = tail12 + nonce_bytes
-            for sub, base in enumerate(bases):
-                inner = base.copy()
-                inner.update(tail)
-                digest = sha256(inner.digest()).digest()
-                if digest.endswith(zeros) and int.from_bytes(digest, "little") < target:
-                    hits.append(_Hit(chip, nonce_bytes, sub, bits[sub], digest))
-        return hits
-
-
-class _MidstateScan:
-    """Search state of one BM1397 job: nonce position, all midstates in parallel."""
-
-    def __init__(self, job: MidstateJob, layout: _Layout) -> None:
-        self.job = job
-        self.group = len(job.midstates)
-        self._layout = layout
-        self._tail12 = job.tail_block(0)[:12]
-        self._position = 0
-        self.exhausted = False
-
-    def run(self, budget: int, target: int, dead: frozenset[int], counts: list[int]) -> list[_Hit]:
-        """Hash about ``budget`` positions × midstates; return the hits below ``target``."""
-        end = min(self._position + max(1, budget // self.group), self._layout.space)
-        hits = self._sweep(self._position, end, target, dead, counts)
-        self._position = end
-        self.exhausted = end == self._layout.space
-        return hits
-
-    def _sweep(
-        self, start: int, end: int, target: int, dead: frozenset[int], counts: list[int]
-    ) -> list[_Hit]:
-        tail12, states, group = self._tail12, self.job.midstates, self.group
-        zeros, finish = _zero_suffix(target), sha256d_from_midstate
-        hits: list[_Hit] = []
-        for chip, nonce_bytes in self._layout.units(start, end, dead):
-            counts[chip] += group
-            tail = tail12 + nonce_bytes
-            for sub, state in enumerate(states):
-                digest = finish(state, tail)
-                if digest.endswith(zeros) and int.from_bytes(digest, "little") < target:
-                    hits.append(_Hit(chip, nonce_bytes, sub, 0, digest))
-        return hits
-
-
-_Scan = _FullHeaderScan | _MidstateScan
-
-
 class EmulatedChain:
     """``chips`` chips of ``model`` behind one serial line, from power-up on.
 
@@ -302,7 +147,9 @@ class EmulatedChain:
         """Every nonce reported (up to ``record_limit``), oldest first."""
         self.hashes = 0
         """Double SHA-256 evaluations since construction (across resets)."""
-        self._layout = _Layout(chips)
+        self.jobs_received = 0
+        """Job frames taken since construction: a change means a fresh search began."""
+        self._layout = Layout(chips)
         self._parallel = next_pow2(self.model.small_cores) // next_pow2(self.model.cores)
         self.reset()
 
@@ -313,7 +160,7 @@ class EmulatedChain:
         self.chips = tuple(ChipState(i) for i in range(self.chip_count))
         self.baudrate = POWER_UP_BAUD
         self._parser = HostFrameParser()
-        self._jobs: dict[int, _Scan] = {}
+        self._jobs: dict[int, Scan] = {}
         self._newest: int | None = None
         self._targets = [self._target_for(chip) for chip in self.chips]
 
@@ -342,6 +189,23 @@ class EmulatedChain:
         """Whether :meth:`hash_step` would hash anything."""
         scan = self._current()
         return scan is not None and len(self.faults.dead_chips) < self.chip_count
+
+    def search_seconds(self) -> float | None:
+        """Seconds silicon would take to exhaust the newest job (``None``: no job).
+
+        Each small core does one hash per clock. Full-header chips share a job's
+        nonces × rolled versions among all small cores; a BM1397 core hashes the job's
+        midstates side by side, so its nonces go at one per core per clock. The slowest
+        live chip's slice decides.
+        """
+        scan = None if self._newest is None else self._jobs.get(self._newest)
+        live = [c for c in self.chips if c.index not in self.faults.dead_chips]
+        if scan is None or not live:
+            return None
+        model = self.model
+        lanes = model.small_cores if model.full_header else model.cores
+        work = (self._layout.interval << 24) * scan.versions
+        return max(work / (lanes * chip.mhz * 1e6) for chip in live)
 
     def effective_difficulty(self, chip: int = 0) -> float:
         """Ticket difficulty × scale: the difficulty a chip's nonces meet (to 1 part in 2**16)."""
@@ -446,24 +310,25 @@ class EmulatedChain:
             chip.ticket_bits = min(_ticket_mask(value).bit_length(), 32)
             self._targets[chip.index] = self._target_for(chip)
         elif register == Reg.VERSION_MASK:
-            chip.version_mask = int.from_bytes(value[2:4], "big") << _VERSION_SHIFT
+            chip.version_mask = int.from_bytes(value[2:4], "big") << VERSION_SHIFT
 
     def _on_job(self, frame: bytes) -> None:
         job = self.codec.decode_job(frame)
-        scan: _Scan
+        scan: Scan
         if isinstance(job, FullHeaderJob):
             union = 0
             for chip in self.chips:
                 union |= chip.version_mask
-            scan = _FullHeaderScan(job, union >> _VERSION_SHIFT, self._parallel, self._layout)
+            scan = FullHeaderScan(job, union >> VERSION_SHIFT, self._parallel, self._layout)
         else:
-            scan = _MidstateScan(job, self._layout)
+            scan = MidstateScan(job, self._layout)
         self._jobs[job.job_id] = scan  # a slot holds its job until overwritten
         self._newest = job.job_id
+        self.jobs_received += 1
 
     # -- hashing ----------------------------------------------------------------------
 
-    def _current(self) -> _Scan | None:
+    def _current(self) -> Scan | None:
         scan = None if self._newest is None else self._jobs.get(self._newest)
         return None if scan is None or scan.exhausted else scan
 
@@ -486,7 +351,7 @@ class EmulatedChain:
         self.hashes += sum(counts)
         return b"".join(self._report(scan, hit) for hit in hits)
 
-    def _report(self, scan: _Scan, hit: _Hit) -> bytes:
+    def _report(self, scan: Scan, hit: Hit) -> bytes:
         """The reply for one hit, if its chip's own ticket and version mask allow it."""
         chip = self.chips[hit.chip]
         if int.from_bytes(hit.digest, "little") >= self._targets[hit.chip]:
@@ -496,7 +361,7 @@ class EmulatedChain:
         nonce = int.from_bytes(hit.nonce_bytes, "little")
         job_id = scan.job.job_id
         echoed = self._echoed_job_id(job_id)
-        if isinstance(scan, _FullHeaderScan):
+        if isinstance(scan, FullHeaderScan):
             frame = self.codec.encode_nonce_reply(
                 nonce, echoed, version_bits=hit.version_bits, small_core=hit.sub
             )
@@ -508,9 +373,9 @@ class EmulatedChain:
                 nonce=nonce,
                 chip=hit.chip,
                 core=hit.nonce_bytes[0] >> 1,
-                small_core=hit.sub if isinstance(scan, _FullHeaderScan) else 0,
+                small_core=hit.sub if isinstance(scan, FullHeaderScan) else 0,
                 version_bits=hit.version_bits,
-                midstate_index=0 if isinstance(scan, _FullHeaderScan) else hit.sub,
+                midstate_index=0 if isinstance(scan, FullHeaderScan) else hit.sub,
                 digest=hit.digest,
             )
         )

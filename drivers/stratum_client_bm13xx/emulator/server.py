@@ -13,6 +13,16 @@ up from scratch: 115 200 baud, no addresses, no jobs.
 When the chain switches baud rate the pty's termios speed follows. A pty transfers at
 the same speed whatever it says, but the setting is visible to anything that inspects
 the port, as on a real UART.
+
+With a ``bridge`` (e.g. the FT230X of a Compac F) the server instead models that part:
+the termios speed is the host's, and the chips' replies reach the host only while the
+bridge can carry the chips' rate at the rate the host asked for (:meth:`Bridge.carries
+<stratum_client_bm13xx.fastbaud.Bridge.carries>`). A real FT-X asked for more than
+3 Mbaud runs at 9600 under Linux, and chips sending faster than it can receive arrive
+as framing errors; either way the driver hears nothing it can parse, so the emulated
+chips simply stop answering. They still take the baud-switch frame: silicon cannot know
+what listens. With ``silicon_time`` each job lasts only as long as real chips would take
+to exhaust it (see :mod:`.pace`).
 """
 
 from __future__ import annotations
@@ -20,24 +30,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import os
-import struct
 import termios
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Self, TypedDict, Unpack
 
 import structlog
 
 from stratum_client.asic.ptys import HotplugPty
+from stratum_client_bm13xx.fastbaud import Bridge
 
 from .chain import EmulatedChain
+from .pace import SiliconPace
+from .termios2 import set_terminal_speed, terminal_speed
 
 __all__ = [
     "DEFAULT_STEP_HASHES",
     "EmulatorServer",
+    "ServerOptions",
     "UnplugPlan",
     "run_emulators",
     "serve_chains",
@@ -54,36 +66,7 @@ _RATE_SLICE = 0.05
 _IDLE_POLL = 0.5
 """How often an idle chain re-checks for work it was not told about (fault changes)."""
 
-_TCGETS2, _TCSETS2 = 0x802C542A, 0x402C542B
-"""Linux ``struct termios2`` ioctls: the only way to set a rate without a ``B`` constant."""
-_TERMIOS2 = struct.Struct("=4IB19s2I")
-_CBAUD, _BOTHER, _IBSHIFT = 0o010017, 0o010000, 16
-
 _log = structlog.get_logger(__name__)
-
-
-def set_terminal_speed(fd: int, baud: int) -> None:
-    """Set a terminal's input and output speed to ``baud`` (any rate on Linux).
-
-    Standard rates go through :mod:`termios`; others (3.125 Mbaud, 115 741) through the
-    ``termios2`` ioctl. Raises OSError or ``termios.error`` if the terminal refuses.
-    """
-    code = getattr(termios, f"B{baud}", None)
-    if code is not None:
-        attrs = termios.tcgetattr(fd)
-        attrs[4] = attrs[5] = code
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
-        return
-    fields = list(_TERMIOS2.unpack(fcntl.ioctl(fd, _TCGETS2, bytes(_TERMIOS2.size))))
-    cflag = fields[2] & ~(_CBAUD | _CBAUD << _IBSHIFT)
-    fields[2] = cflag | _BOTHER | _BOTHER << _IBSHIFT
-    fields[6] = fields[7] = baud
-    fcntl.ioctl(fd, _TCSETS2, _TERMIOS2.pack(*fields))
-
-
-def terminal_speed(fd: int) -> int:
-    """A terminal's output speed in baud (Linux ``termios2``, so custom rates show too)."""
-    return int(_TERMIOS2.unpack(fcntl.ioctl(fd, _TCGETS2, bytes(_TERMIOS2.size)))[7])
 
 
 class _RateLimiter:
@@ -126,6 +109,8 @@ class EmulatorServer:
         *,
         hashrate: float | None = None,
         step_hashes: int = DEFAULT_STEP_HASHES,
+        bridge: Bridge | None = None,
+        silicon_time: bool = False,
     ) -> None:
         if hashrate is not None and not hashrate > 0:
             raise ValueError(f"hashrate must be > 0 H/s, got {hashrate}")
@@ -134,6 +119,8 @@ class EmulatorServer:
         self.chain = chain
         self.hashrate = hashrate
         self.step_hashes = step_hashes
+        self.bridge = bridge
+        self.pace = SiliconPace() if silicon_time else None
         self._hotplug = HotplugPty(link)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hasher: asyncio.Task[None] | None = None
@@ -146,6 +133,8 @@ class EmulatorServer:
         self.bytes_out = 0
         self.bytes_lost = 0
         """Reply bytes the pty would not take (nobody reading): lost, as on a UART."""
+        self.bytes_unheard = 0
+        """Reply bytes the bridge could not carry at the chips' and host's rates."""
         self._log = _log.bind(link=str(link), model=chain.model.name)
 
     # -- public -------------------------------------------------------------------------
@@ -240,6 +229,8 @@ class EmulatorServer:
             return
         self.bytes_in += len(data)
         self._send(self.chain.receive(data))
+        if self.pace is not None and self._loop is not None:
+            self.pace.note_input(self.chain, self._loop.time())
         self._after_input()
 
     def _reader_failed(self, fd: int, exc: OSError | None) -> None:
@@ -267,7 +258,7 @@ class EmulatorServer:
     def _sync_speed(self) -> None:
         """Mirror the chain's baud rate in the pty's termios settings."""
         baud = self.chain.baudrate
-        if baud == self._speed or not self._hotplug.plugged:
+        if baud == self._speed or not self._hotplug.plugged or self.bridge is not None:
             return
         try:
             set_terminal_speed(self._hotplug.pair.slave_fd, baud)
@@ -281,6 +272,9 @@ class EmulatorServer:
     def _send(self, data: bytes) -> None:
         if not data or not self._hotplug.plugged:
             return
+        if self.bridge is not None and not self._bridge_carries():
+            self.bytes_unheard += len(data)
+            return
         fd, view = self._hotplug.pair.master_fd, memoryview(data)
         try:
             while view:
@@ -293,7 +287,18 @@ class EmulatorServer:
         self.bytes_out += len(data) - len(view)
         self.bytes_lost += len(view)
 
+    def _bridge_carries(self) -> bool:
+        """Whether the bridge frames bytes between the chips' rate and the host's."""
+        assert self.bridge is not None
+        host = terminal_speed(self._hotplug.pair.slave_fd)
+        return self.bridge.carries(self.chain.baudrate, host)
+
     # -- hashing ------------------------------------------------------------------------
+
+    def _busy(self, now: float) -> bool:
+        if not self.chain.has_work:
+            return False
+        return self.pace is None or self.pace.busy(self.chain, now)
 
     async def _hash_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -301,7 +306,7 @@ class EmulatorServer:
         if self.hashrate is not None:
             limiter = _RateLimiter(self.hashrate, self.step_hashes, loop.time())
         while True:
-            if not self.chain.has_work:
+            if not self._busy(loop.time()):
                 await self._wait_for_work()
                 if limiter is not None:
                     limiter.restart(loop.time())
@@ -326,12 +331,20 @@ class EmulatorServer:
                 await self._work.wait()
 
 
+class ServerOptions(TypedDict, total=False):
+    """Keyword options of :class:`EmulatorServer` that the helpers pass on."""
+
+    hashrate: float | None
+    step_hashes: int
+    bridge: Bridge | None
+    silicon_time: bool
+
+
 @contextlib.asynccontextmanager
 async def serve_chains(
     chains: Sequence[EmulatedChain],
     links: Sequence[str | os.PathLike[str]],
-    *,
-    hashrate: float | None = None,
+    **options: Unpack[ServerOptions],
 ) -> AsyncIterator[list[EmulatorServer]]:
     """Serve each chain at its link (pairwise) for the duration of the ``async with``."""
     if len(chains) != len(links):
@@ -339,7 +352,7 @@ async def serve_chains(
     async with contextlib.AsyncExitStack() as stack:
         servers = []
         for chain, link in zip(chains, links, strict=True):
-            server = EmulatorServer(chain, link, hashrate=hashrate)
+            server = EmulatorServer(chain, link, **options)
             servers.append(await stack.enter_async_context(server))
         yield servers
 
@@ -364,11 +377,11 @@ async def run_emulators(
     chains: Sequence[EmulatedChain],
     links: Sequence[str | os.PathLike[str]],
     *,
-    hashrate: float | None = None,
     stop: asyncio.Event | None = None,
     duration: float | None = None,
     unplug: UnplugPlan | None = None,
     on_event: ServerEvent | None = None,
+    **options: Unpack[ServerOptions],
 ) -> list[EmulatorServer]:
     """Serve several chains until ``stop`` is set or ``duration`` seconds pass.
 
@@ -376,7 +389,7 @@ async def run_emulators(
     """
     notify: ServerEvent = on_event or (lambda _event, _server: None)
     stopped = stop if stop is not None else asyncio.Event()
-    async with serve_chains(chains, links, hashrate=hashrate) as servers:
+    async with serve_chains(chains, links, **options) as servers:
         for server in servers:
             notify("plugged", server)
         cycler = None
