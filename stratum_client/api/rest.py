@@ -31,9 +31,9 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
 
 from stratum_client.api.model import ControlOutcome, DeviceState, MinerState, PoolStatus
+from stratum_client.asic.registry import chip_facts
 from stratum_client.secrets import Secret
 from stratum_client.units import GIGA, in_unit
-from stratum_client_bm13xx.chips import MODELS
 
 __all__ = [
     "MAX_BODY",
@@ -234,8 +234,8 @@ def _weighted(
 def _small_cores(device: DeviceState) -> int:
     if device.small_cores:
         return device.small_cores
-    model = MODELS.get(device.model.upper())
-    return model.small_cores if model else 0
+    facts = chip_facts(device.model)
+    return facts.small_cores if facts else 0
 
 
 def _nonces(state: MinerState) -> int:
@@ -362,7 +362,7 @@ def system_info(state: MinerState) -> dict[str, object]:
 
 def _asic(state: MinerState) -> dict[str, object]:
     first = state.devices[0] if state.devices else None
-    model = MODELS.get(first.model.upper()) if first else None
+    model = chip_facts(first.model) if first else None
     current = sorted({round(d.frequency_mhz) for d in state.devices})
     default_mhz = round(model.default_mhz) if model else 0
     return {

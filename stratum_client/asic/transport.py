@@ -24,18 +24,21 @@ import asyncio
 import contextlib
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, Self, cast
+from typing import Any, Protocol, Self, TypeVar, cast
 
 import serial
 import serial_asyncio_fast
 import structlog
+from serial.tools import list_ports as pyserial_ports
 
+from stratum_client.asic.detect import PortInfo, miner_hint
+from stratum_client.backoff import Backoff
 from stratum_client.errors import DriverError, SerialLinkLostError
 
-__all__ = ["INITIAL_BAUDRATE", "ReconnectPolicy", "SerialLink"]
+__all__ = ["INITIAL_BAUDRATE", "SerialLink", "list_ports"]
 
 INITIAL_BAUDRATE = 115_200
 """BM13xx chips power up (and come back from reset) at this rate."""
@@ -48,6 +51,7 @@ _DRAIN_TIMEOUT = 2.0
 """tcdrain() limit before a baud switch; longer means the UART is wedged or gone."""
 
 _log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 
 class _SerialPort(Protocol):
@@ -66,26 +70,6 @@ class _SerialPort(Protocol):
     def flush(self) -> None: ...
     def reset_input_buffer(self) -> None: ...
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ReconnectPolicy:
-    """Backoff between attempts while waiting for a vanished device to come back.
-
-    Serial devices re-enumerate within a second or two and nobody else competes for them,
-    so the backoff is short and has no jitter.
-    """
-
-    first_delay: float = 0.1
-    max_delay: float = 1.0
-    factor: float = 2.0
-
-    def delays(self) -> Iterator[float]:
-        """Yield the pause before each retry, growing up to ``max_delay``."""
-        delay = self.first_delay
-        while True:
-            yield delay
-            delay = min(delay * self.factor, self.max_delay)
 
 
 @dataclass(slots=True)
@@ -423,12 +407,16 @@ class SerialLink:
         port: str,
         *,
         baudrate: int = INITIAL_BAUDRATE,
-        reconnect: ReconnectPolicy | None = None,
+        reconnect: Backoff | None = None,
         max_buffer: int = 64 * 1024,
     ) -> None:
         self.port = port
         self.initial_baudrate = baudrate
-        self.reconnect_policy = reconnect or ReconnectPolicy()
+        self.reconnect_backoff = reconnect or Backoff(0.1, 1.0, jitter="none")
+        """Pauses between attempts while waiting for a vanished device to come back.
+
+        Serial devices re-enumerate within a second or two and nobody else competes for
+        them, so the backoff is short and has no jitter."""
         self.generation = 0
         """Bumped on every successful open; a change means the chips must be re-initialised."""
         self._max_buffer = max_buffer
@@ -542,6 +530,25 @@ class SerialLink:
             return data
         raise self._lost(protocol)
 
+    async def collect(
+        self, parse: Callable[[bytes], list[_T]], *, first_timeout: float, quiet: float
+    ) -> list[_T]:
+        """Read and ``parse`` replies until ``quiet`` seconds pass without a new one.
+
+        Waits up to ``first_timeout`` for the first; ``parse(b"")`` (after a silence, and
+        once at the end) lets the parser decide frames it held back. For enumeration and
+        detection: the caller has already sent the request.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + first_timeout
+        found: list[_T] = []
+        while (remaining := deadline - loop.time()) > 0:
+            items = parse(await self.read(4096, timeout=remaining))
+            if items:
+                found += items
+                deadline = loop.time() + quiet
+        return found + parse(b"")
+
     def reset_input(self) -> None:
         """Discard everything received but not yet read (ours and the OS's)."""
         if self._protocol is not None:
@@ -591,7 +598,8 @@ class SerialLink:
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
-        delays = self.reconnect_policy.delays()
+        backoff = self.reconnect_backoff
+        backoff.reset()
         last: BaseException | None = None
         while True:
             try:
@@ -603,7 +611,7 @@ class SerialLink:
             if remaining <= 0:
                 msg = f"{self.port}: device did not {what} within {budget:g} s"
                 raise SerialLinkLostError(msg) from last
-            await asyncio.sleep(min(next(delays), remaining))
+            await asyncio.sleep(min(backoff.next(), remaining))
 
     def _device_present(self) -> bool:
         # A stat of a /dev node or symlink; URLs can only be tried by connecting.
@@ -662,3 +670,21 @@ class SerialLink:
         error = SerialLinkLostError(f"{self.port}: device vanished ({reason})")
         error.__cause__ = cause
         return error
+
+
+def list_ports() -> list[PortInfo]:
+    """Every serial port pyserial can see, sorted by device path."""
+    ports = [
+        PortInfo(
+            device=str(p.device),
+            description=str(p.description or ""),
+            vid=p.vid,
+            pid=p.pid,
+            manufacturer=p.manufacturer,
+            product=p.product,
+            serial_number=p.serial_number,
+            hint=miner_hint(p.vid, p.pid, p.manufacturer, p.product),
+        )
+        for p in pyserial_ports.comports()
+    ]
+    return sorted(ports, key=lambda port: port.device)
