@@ -3,8 +3,8 @@
 Nothing in the ``stratum_client`` package imports the built-in BM13xx driver's modules;
 chip figures come from the driver class (``AsicDriver.facts``, found by the registry),
 detection from ``AsicDriver.detect``. The one exception is the emulator's API, which the
-``demo`` and ``emulate`` commands and ``stratum_client.testing`` use to stand in for
-hardware. Every import is read, including those inside functions, so a lazy import
+``demo`` and ``emulate`` commands, the board emulator and ``stratum_client.testing`` use to
+stand in for hardware. Every import is read, including those inside functions, so a lazy import
 cannot slip through.
 """
 
@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "stratum_client"
 DRIVER = "stratum_client_bm13xx"
 EMULATOR = f"{DRIVER}.emulator"
-EMULATOR_USERS = ("commands/demo.py", "commands/emulate.py", "testing/")
-"""Files (relative to the package) that may import the emulator API, and nothing else."""
+EMULATOR_USERS = ("commands/demo.py", "commands/emulate.py", "testing/", "boards/emulator/")
+"""Files (relative to the package) that may import the emulator API, and nothing else.
+The board emulator (issue 13) puts an emulated chip chain behind an emulated board."""
 KNOWN: dict[str, set[str]] = {
     # `emulate --model` lists the chip models from the chip table; the issue-16 emulator
     # work (branch wire16) owns the command and moves that list behind the emulator API.

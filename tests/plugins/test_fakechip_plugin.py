@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from live_helpers import WAIT, wait_until
 
-from stratum_client.asic.base import AsicDriver, DeviceSpec
-from stratum_client.asic.ptys import PtyPair
+from stratum_client.asic.base import AsicDriver, DeviceSpec, DriverState
+from stratum_client.asic.ptys import HotplugPty, PtyPair
 from stratum_client.asic.registry import available_drivers, chip_facts, detect_chain, load_driver
 from stratum_client.config import ListenAddress, parse_config
 from stratum_client.daemon.app import Daemon
@@ -106,6 +106,32 @@ async def test_the_plugin_driver_mines_on_the_base_class(tmp_path: Path) -> None
     assert {f.work for f in found} == {work}
     assert sum(c.nonces for c in driver.counters) >= 8
     assert {f.chip for f in found} <= {0, 1}
+
+
+async def test_the_base_class_recovers_the_plugin_from_an_unplug(tmp_path: Path) -> None:
+    """Recovery is the base's: the plug-in has no reconnect code, yet comes back."""
+    spec = DeviceSpec(str(tmp_path / "fake0"), chips=1, difficulty_scale=SCALE)
+    work = _work()
+    with HotplugPty(spec.port) as hotplug:
+        chain = _fake_chain(hotplug.pair, 1)
+        driver = load_driver("fakechip")(spec)
+        try:
+            async with asyncio.timeout(WAIT), driver:
+                await driver.send_work(work)
+                await driver.next_nonce()
+                chain.close()
+                hotplug.unplug()
+                await wait_until("link lost", lambda: driver.state is DriverState.RECONNECTING)
+                await driver.send_work(work)  # kept while the link is down, sent on return
+                before = driver.counters[0].nonces
+                chain = _fake_chain(hotplug.plug(), 1)
+                await wait_until("chain back", lambda: driver.state is DriverState.RUNNING)
+                await wait_until("new nonces", lambda: driver.counters[0].nonces > before)
+        finally:
+            chain.close()
+    assert driver.reconnects == 1
+    assert chain.jobs == 1  # the new chip got the kept work, with no send_work after the return
+    assert chain.reported >= driver.counters[0].nonces - before > 0
 
 
 async def _get(port: int, raw: bytes) -> bytes:
