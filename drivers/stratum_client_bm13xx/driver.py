@@ -21,6 +21,7 @@ firmware programs ``0x1fffe000`` before the pool has answered).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from typing import Final
@@ -78,7 +79,8 @@ class Bm13xxDriver(AsicDriver):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if isinstance(cls.__dict__.get("model"), str):
-            cls.facts = cls._resolve_model().facts
+            with contextlib.suppress(DriverError):  # an unknown model fails at construction
+                cls.facts = cls._resolve_model().facts
 
     def __init__(self, spec: DeviceSpec) -> None:
         self.chip_model = self._resolve_model()
