@@ -4,7 +4,8 @@ Ports are opened with :func:`serial.serial_for_url`, so a device path, a pty sym
 ``socket://host:port`` and ``loop://`` all work, and tests need no hardware.
 :class:`SerialTransport` carries every one of them:
 
-* a port with a file descriptor (USB-UARTs, ptys, ``socket://``): the loop watches the
+* a port with a file descriptor (USB-UARTs, ptys; ``socket://`` is opened as a plain TCP
+  socket, since pyserial's would discard what the peer sent first): the loop watches the
   descriptor (``add_reader``; ``add_writer`` only while a partial write is pending, so an
   idle loop never spins) and the transport reads and writes it with one ``os.read`` /
   ``os.write`` each time. No ``select()``, which fails for descriptors ≥ 1024.
@@ -21,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import stat
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
+from urllib.parse import urlsplit
 
 import serial
 from serial.tools import list_ports as pyserial_ports
@@ -35,6 +38,8 @@ __all__ = ["Counters", "LinkProtocol", "SerialPort", "SerialTransport", "list_po
 _POLL_INTERVAL = 0.05
 """Read timeout of executor-polled ports: bounds how long closing them takes."""
 _HIGH_WATER = 64 * 1024
+_CONNECT_TIMEOUT = 5.0
+"""Seconds a socket:// connect may take (pyserial's own default)."""
 
 
 class SerialPort(Protocol):
@@ -157,7 +162,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _fileno(port: SerialPort) -> int | None:
+def _fileno(port: SerialPort | socket.socket) -> int | None:
     try:
         fd = cast(Any, port).fileno()
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
@@ -169,9 +174,14 @@ class SerialTransport(asyncio.Transport):
     """An asyncio transport over one open pyserial port (see the module docstring)."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, port: SerialPort
+        self,
+        loop: asyncio.AbstractEventLoop,
+        protocol: asyncio.Protocol,
+        port: SerialPort | socket.socket,
     ) -> None:
-        super().__init__(extra={"serial": port})
+        # A socket:// link is a plain TCP socket: there is no UART to reconfigure or drain.
+        serial_port = None if isinstance(port, socket.socket) else port
+        super().__init__(extra={"serial": serial_port, "socket": port if serial_port else None})
         self._loop = loop
         self._protocol = protocol
         self._port = port
@@ -188,6 +198,7 @@ class SerialTransport(asyncio.Transport):
             os.set_blocking(self._fd, False)
             loop.add_reader(self._fd, self._read_ready)
         else:
+            port = cast(SerialPort, port)
             port.timeout = _POLL_INTERVAL
             port.write_timeout = None  # 0 would make loop:// refuse every write
             self._poller = loop.create_task(self._poll(), name=f"serial-poll {port!r}")
@@ -219,7 +230,8 @@ class SerialTransport(asyncio.Transport):
                 self._protocol.data_received(data)
 
     def _read_blocking(self) -> bytes:
-        return bytes(self._port.read(max(1, self._port.in_waiting)))
+        port = cast(SerialPort, self._port)  # only ports without a descriptor are polled
+        return bytes(port.read(max(1, port.in_waiting)))
 
     # -- writing ------------------------------------------------------------------------
 
@@ -262,7 +274,7 @@ class SerialTransport(asyncio.Transport):
         try:
             while self._buffer and not self._finisher:
                 chunk = bytes(self._buffer)
-                await self._loop.run_in_executor(None, self._port.write, chunk)
+                await self._loop.run_in_executor(None, cast(SerialPort, self._port).write, chunk)
                 del self._buffer[: len(chunk)]
                 self._written()
         except OSError as exc:
@@ -340,14 +352,30 @@ def _set_low_latency(port: SerialPort, log: Any) -> None:
         log.debug("low-latency mode unavailable", reason=str(exc))
 
 
-def open_port(port: str, baudrate: int, log: Any) -> SerialPort:
-    """Open a non-socket port (blocking; runs in the executor)."""
+def open_port(port: str, baudrate: int, log: Any) -> SerialPort | socket.socket:
+    """Open ``port`` (blocking; runs in the executor).
+
+    ``socket://host:port`` becomes a plain connected socket: pyserial's socket port would
+    discard whatever the peer sent before its open() returned (it resets the input).
+    """
+    if port.lower().startswith("socket://"):
+        return _connect(port)
     ser: SerialPort = serial.serial_for_url(port, baudrate=baudrate, do_not_open=True)
     if not _is_url(port):
         cast(Any, ser).exclusive = True  # two daemons on one chain would garble both
     cast(Any, ser).open()
     _set_low_latency(ser, log)
     return ser
+
+
+def _connect(url: str) -> socket.socket:
+    """A TCP connection to a ``socket://host:port`` URL (query options are ignored)."""
+    parts = urlsplit(url)
+    if not parts.hostname or parts.port is None:  # .port raises ValueError out of range
+        raise ValueError(f"expected socket://host:port, not {url!r}")
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=_CONNECT_TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a job frame must not wait
+    return sock
 
 
 def list_ports() -> list[PortInfo]:
