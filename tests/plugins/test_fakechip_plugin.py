@@ -57,6 +57,7 @@ def test_the_registry_finds_the_plugin_and_its_facts() -> None:
     assert cls.__module__ == "sc_fakechip.driver"
     assert cls.model == "FAKE1"  # taken from its facts
     facts = chip_facts("fake1")
+    assert facts is not None
     assert facts is cls.facts
     assert (facts.cores, facts.small_cores) == (8, 64)
     power = CHIP_POWER["FAKE1"]
