@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import json
 import sys
 from collections.abc import AsyncIterator
@@ -45,9 +46,10 @@ VECTORS = Path(__file__).resolve().parents[1] / "data" / "stratum_vectors.json"
 
 
 def _fake_chain(pair: PtyPair, chips: int) -> Any:
-    from sc_fakechip.chip import FakeChain
-
-    return FakeChain(pair, chips, scan=8192)
+    # Importable only once the fixture has 'installed' the plug-in (mypy checks its source
+    # as tests.plugins.fakechip.sc_fakechip).
+    chip = importlib.import_module("sc_fakechip.chip")
+    return chip.FakeChain(pair, chips, scan=8192)
 
 
 def test_the_registry_finds_the_plugin_and_its_facts() -> None:
