@@ -9,11 +9,26 @@ its own address range ``[addr, addr + interval)``; bits 25..31 of ``nh`` name th
 The chips therefore partition the nonce space by that byte, and a nonce's chip is
 ``byte // interval`` (see :meth:`ChipModel.chip_index`). An emulator must report for chip
 ``i`` only nonces whose byte falls in chip ``i``'s range (:func:`nonce_chip_byte`).
+
+**Power figures** (:attr:`ChipModel.facts`, read by the daemon's power model) are
+approximate ASIC-only watts per chip read off published board numbers (regulator losses,
+the controller and fans not included); the config overrides them per device:
+
+=======  ==================  ================  ===========================================
+chip     default             P per chip        published board figure
+=======  ==================  ================  ===========================================
+BM1366   485 MHz, 1.200 V    12.0 W (1.0 st.)  Bitaxe Ultra, 1 chip: ≈ 11–13 W
+BM1368   490 MHz, 1.166 V    13.0 W (1.0 st.)  Bitaxe Supra, 1 chip: ≈ 12–14 W
+BM1370   525 MHz, 1.150 V    16.5 W (1.2 st.)  Bitaxe Gamma, 1 chip: ≈ 15–18 W
+BM1397   425 MHz, 1.400 V    10.0 W (0.6 st.)  Compac F at 200–400 MHz: ≈ 5–10 W
+=======  ==================  ================  ===========================================
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from stratum_client.asic.facts import ChipFacts
 
 __all__ = [
     "BM1366",
@@ -92,6 +107,10 @@ class ChipModel:
     """VDO byte becomes 0x50 at VCO ≥ 2400 MHz (True) or is always 0x40."""
     hcn_correction: int | None
     """Subtracted in the hash-counting-number formula; ``None``: the chip has no HCN."""
+    static_watts: float
+    """Power drawn regardless of frequency, per chip (see the module docstring)."""
+    watts_at_default: float
+    """Power per chip at ``default_mhz`` and ``default_mv``."""
 
     @property
     def full_header(self) -> bool:
@@ -134,6 +153,19 @@ class ChipModel:
         return (
             (id_byte & self.reply_job_mask) >> self.reply_job_shift,
             id_byte & self.reply_sub_mask,
+        )
+
+    @property
+    def facts(self) -> ChipFacts:
+        """The figures the rest of the daemon may know (cores, defaults, power)."""
+        return ChipFacts(
+            self.name,
+            self.cores,
+            self.small_cores,
+            self.default_mhz,
+            self.default_mv,
+            self.static_watts,
+            self.watts_at_default,
         )
 
     def expected_ghs(self, mhz: float, chips: int = 1) -> float:
@@ -221,6 +253,8 @@ BM1366 = ChipModel(
     pll_post_minus_one=True,
     pll_vdo_switch=True,
     hcn_correction=0,
+    static_watts=1.0,
+    watts_at_default=12.0,
 )
 
 BM1368 = ChipModel(
@@ -242,6 +276,8 @@ BM1368 = ChipModel(
     pll_post_minus_one=True,
     pll_vdo_switch=True,
     hcn_correction=0,
+    static_watts=1.0,
+    watts_at_default=13.0,
 )
 
 BM1370 = ChipModel(
@@ -263,6 +299,8 @@ BM1370 = ChipModel(
     pll_post_minus_one=True,
     pll_vdo_switch=True,
     hcn_correction=268,
+    static_watts=1.2,
+    watts_at_default=16.5,
 )
 
 BM1397 = ChipModel(
@@ -284,6 +322,8 @@ BM1397 = ChipModel(
     pll_post_minus_one=False,
     pll_vdo_switch=False,
     hcn_correction=None,
+    static_watts=0.6,
+    watts_at_default=10.0,
 )
 
 MODELS: dict[str, ChipModel] = {m.name: m for m in (BM1366, BM1368, BM1370, BM1397)}

@@ -17,7 +17,7 @@ from fractions import Fraction
 from hashlib import sha256
 from typing import Final
 
-from stratum_client.asic.base import FoundNonce
+from stratum_client.asic.records import FoundNonce
 from stratum_client.work.header import header_prefix, prevhash_to_header_order
 from stratum_client.work.job import Work
 from stratum_client.work.target import DIFF1_TARGET

@@ -44,9 +44,9 @@ from stratum_client.api.rest_writes import (
     patch_system,
     post,
 )
+from stratum_client.asic.registry import chip_facts
 from stratum_client.secrets import Secret
 from stratum_client.units import GIGA, in_unit
-from stratum_client_bm13xx.chips import MODELS
 
 __all__ = [
     "MAX_BODY",
@@ -112,8 +112,8 @@ def _weighted(
 def _small_cores(device: DeviceState) -> int:
     if device.small_cores:
         return device.small_cores
-    model = MODELS.get(device.model.upper())
-    return model.small_cores if model else 0
+    facts = chip_facts(device.model)
+    return facts.small_cores if facts else 0
 
 
 def _nonces(state: MinerState) -> int:
@@ -203,7 +203,7 @@ def model_counts(state: MinerState) -> list[dict[str, object]]:
 
 
 def _model_cores(model: str) -> int:
-    known = MODELS.get(model.upper())
+    known = chip_facts(model)
     return known.small_cores if known else 0
 
 
@@ -260,7 +260,7 @@ def system_info(state: MinerState) -> dict[str, object]:
 
 def _asic(state: MinerState) -> dict[str, object]:
     first = state.devices[0] if state.devices else None
-    model = MODELS.get(first.model.upper()) if first else None
+    model = chip_facts(first.model) if first else None
     current = sorted({round(d.frequency_mhz) for d in state.devices})
     default_mhz = round(model.default_mhz) if model else 0
     return {

@@ -18,6 +18,10 @@ Names are matched case-insensitively. When two entry points claim one name:
 
 :func:`register_driver` injects a class in-process (tests, embedding); it refuses a taken
 name unless ``replace=True`` and then wins over entry points.
+
+Questions about chips rather than drivers go to every installed driver class in turn:
+:func:`chip_facts` (a model's published figures, for the power model and the APIs) and
+:func:`detect_chain` (who answers on a port). A driver that fails to import is skipped.
 """
 
 from __future__ import annotations
@@ -28,11 +32,16 @@ from importlib.metadata import EntryPoint, entry_points
 import structlog
 
 from stratum_client.asic.base import AsicDriver
+from stratum_client.asic.detect import ProbeResult
+from stratum_client.asic.facts import ChipFacts
 from stratum_client.errors import DriverError, DriverImportError, DriverNotFoundError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "available_drivers",
+    "chip_facts",
+    "detect_chain",
+    "installed_drivers",
     "load_driver",
     "register_driver",
     "unregister_driver",
@@ -157,3 +166,45 @@ def register_driver(name: str, cls: type[AsicDriver], *, replace: bool = False) 
 def unregister_driver(name: str) -> None:
     """Undo :func:`register_driver` (entry points are untouched); unknown names are ignored."""
     _injected.pop(name.lower(), None)
+
+
+def installed_drivers() -> list[type[AsicDriver]]:
+    """Every driver class that imports, in name order (a broken one is logged and skipped)."""
+    classes: list[type[AsicDriver]] = []
+    for name in available_drivers():
+        try:
+            cls = load_driver(name)
+        except DriverError as exc:
+            _log.debug("driver skipped", driver=name, error=str(exc))
+            continue
+        if cls not in classes:
+            classes.append(cls)
+    return classes
+
+
+_facts: dict[str, ChipFacts] = {}
+"""Facts found by model name; misses are asked again (a plug-in may arrive later)."""
+
+
+def chip_facts(model: str) -> ChipFacts | None:
+    """The published figures of chip ``model`` (case-insensitive), from its driver class."""
+    key = model.upper()
+    if key not in _facts:
+        for cls in installed_drivers():
+            if cls.facts is not None:
+                _facts.setdefault(cls.facts.model.upper(), cls.facts)
+    return _facts.get(key)
+
+
+async def detect_chain(port: str, *, timeout: float = 1.0) -> ProbeResult:  # noqa: ASYNC109 - a reply deadline
+    """Ask each installed driver family who answers on ``port``; the first finding wins."""
+    asked: set[object] = {AsicDriver.detect.__func__}  # type: ignore[attr-defined]
+    for cls in installed_drivers():
+        method = cls.detect.__func__  # type: ignore[attr-defined]
+        if method in asked:
+            continue  # the base's "cannot tell", or a family already asked
+        asked.add(method)
+        found = await cls.detect(port, timeout=timeout)
+        if found is not None and found.chip_count:
+            return found
+    return ProbeResult(port, ())

@@ -1,21 +1,9 @@
 """The async serial link between a driver and one chain of chips.
 
-Ports are opened with :func:`serial.serial_for_url`, so a device path, a pty symlink,
-``loop://`` and ``socket://host:port`` all work, and tests need no hardware. The asyncio
-side comes from pyserial-asyncio-fast wherever it can carry the port:
-
-* fd-backed ports (USB-UARTs, ptys): its ``SerialTransport`` watches the descriptor with
-  ``loop.add_reader`` (subclassed only to keep write errors out of the loop's handler).
-* ``socket://``: its ``create_serial_connection`` bypasses pyserial and opens a plain
-  asyncio TCP connection (pyserial's URL options such as ``?logging=`` are ignored).
-* everything else (``loop://``, ``rfc2217://``): ``SerialTransport`` cannot carry these. It
-  calls ``fileno()`` from a loop callback, so the ``io.UnsupportedOperation`` lands in the
-  loop's exception handler instead of the caller and the link silently never reads; and it
-  forces ``write_timeout = 0``, which makes every ``loop://`` write raise
-  ``SerialTimeoutException``. :class:`_PolledTransport` runs the blocking pyserial calls in
-  the default executor instead.
-
-All three feed one :class:`_LinkProtocol`, so :class:`SerialLink` behaves the same on each.
+:class:`SerialLink` opens a port (a device path, a pty symlink or a pyserial URL such as
+``socket://host:port`` or ``loop://``) through :mod:`.serial_port`'s one transport and
+gives a driver what it needs: read with a timeout, write and wait until the OS has the
+bytes, switch baud rate mid-session, and one error for every kind of loss.
 """
 
 from __future__ import annotations
@@ -23,381 +11,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Protocol, Self, cast
+from typing import Any, Self, TypeVar, cast
 
-import serial
-import serial_asyncio_fast
 import structlog
 
+from stratum_client.asic.serial_port import (
+    Counters,
+    LinkProtocol,
+    SerialPort,
+    SerialTransport,
+    list_ports,
+    open_port,
+)
+from stratum_client.backoff import Backoff
 from stratum_client.errors import DriverError, SerialLinkLostError
 
-__all__ = ["INITIAL_BAUDRATE", "ReconnectPolicy", "SerialLink"]
+__all__ = ["INITIAL_BAUDRATE", "SerialLink", "list_ports"]
 
 INITIAL_BAUDRATE = 115_200
 """BM13xx chips power up (and come back from reset) at this rate."""
 
-_POLL_INTERVAL = 0.05
-"""Read timeout of executor-polled ports: bounds how long closing them takes."""
 _CLOSE_GRACE = 5.0
 """How long close() waits for the port to be released (a tty close may wait for TX)."""
 _DRAIN_TIMEOUT = 2.0
 """tcdrain() limit before a baud switch; longer means the UART is wedged or gone."""
 
 _log = structlog.get_logger(__name__)
-
-
-class _SerialPort(Protocol):
-    """The part of a pyserial port object this module uses (pyserial ships no types)."""
-
-    baudrate: int
-    timeout: float | None
-    write_timeout: float | None
-
-    @property
-    def is_open(self) -> bool: ...
-    @property
-    def in_waiting(self) -> int: ...
-    def read(self, size: int = 1) -> bytes: ...
-    def write(self, data: bytes) -> int | None: ...
-    def flush(self) -> None: ...
-    def reset_input_buffer(self) -> None: ...
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ReconnectPolicy:
-    """Backoff between attempts while waiting for a vanished device to come back.
-
-    Serial devices re-enumerate within a second or two and nobody else competes for them,
-    so the backoff is short and has no jitter.
-    """
-
-    first_delay: float = 0.1
-    max_delay: float = 1.0
-    factor: float = 2.0
-
-    def delays(self) -> Iterator[float]:
-        """Yield the pause before each retry, growing up to ``max_delay``."""
-        delay = self.first_delay
-        while True:
-            yield delay
-            delay = min(delay * self.factor, self.max_delay)
-
-
-@dataclass(slots=True)
-class _Counters:
-    bytes_in: int = 0
-    bytes_out: int = 0
-    bytes_dropped: int = 0
-
-
-class _LinkProtocol(asyncio.Protocol):
-    """Buffers received bytes (bounded, oldest dropped) and tracks write flow and loss."""
-
-    def __init__(self, counters: _Counters, max_buffer: int, log: Any) -> None:
-        self._counters = counters
-        self._max_buffer = max_buffer
-        self._log = log
-        self._buffer = bytearray()
-        self._reader: asyncio.Future[None] | None = None
-        """The one reader's wait, resolved straight from :meth:`data_received`."""
-        self._writable = asyncio.Event()
-        self._writable.set()
-        self._closed = asyncio.Event()
-        self._warned_overflow = False
-        self.gone = False
-        self.reported = False
-        """Whether the loss was logged already (reads after a loss must not spam)."""
-        self.cause: Exception | None = None
-
-    def data_received(self, data: bytes) -> None:
-        self._counters.bytes_in += len(data)
-        self._buffer += data
-        excess = len(self._buffer) - self._max_buffer
-        if excess > 0:
-            # Stale chip replies are worthless; the frame parser resyncs on the preamble.
-            del self._buffer[:excess]
-            self._counters.bytes_dropped += excess
-            if not self._warned_overflow:
-                self._warned_overflow = True
-                self._log.warning("serial input overflow, dropping oldest bytes", bytes=excess)
-        self._wake_reader()
-
-    def eof_received(self) -> bool | None:
-        return None  # let the transport close; connection_lost reports the end
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.gone = True
-        self.cause = exc
-        self._wake_reader()
-        self._writable.set()
-        self._closed.set()
-
-    def pause_writing(self) -> None:
-        self._writable.clear()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
-
-    def take(self, max_bytes: int) -> bytes:
-        data = bytes(self._buffer[:max_bytes])
-        del self._buffer[:max_bytes]
-        return data
-
-    def clear(self) -> None:
-        self.take(len(self._buffer))
-
-    def _wake_reader(self) -> None:
-        if self._reader is not None:
-            _resolve(self._reader)
-
-    async def wait_readable(self, limit: float | None) -> None:
-        """Return once bytes are buffered, the link is gone, or ``limit`` s have passed.
-
-        A bare future and one timer handle, for the link's one reader: this runs for every
-        read of a busy chain, where an Event under ``asyncio.timeout`` costs more per wake.
-        """
-        if self._buffer or self.gone:
-            return
-        loop = asyncio.get_running_loop()
-        reader = self._reader = loop.create_future()
-        timer = None if limit is None else loop.call_later(limit, _resolve, reader)
-        try:
-            await reader
-        finally:
-            self._reader = None
-            if timer is not None:
-                timer.cancel()
-
-    async def wait_writable(self) -> None:
-        await self._writable.wait()
-
-    async def wait_closed(self, grace: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                await self._closed.wait()
-        return self._closed.is_set()
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class _PolledTransport(asyncio.Transport):
-    """Carries ports without a file descriptor through the default executor.
-
-    One executor call at a time reads with a short timeout (``loop://`` wakes as soon as
-    a byte is queued), and queued writes go out in order from a writer task.
-    """
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, port: _SerialPort
-    ) -> None:
-        super().__init__(extra={"serial": port})
-        self._loop = loop
-        self._protocol = protocol
-        self._port = port
-        port.timeout = _POLL_INTERVAL
-        port.write_timeout = None  # 0 would make loop:// refuse every write
-        self._pending: deque[bytes] = deque()
-        self._buffered = 0
-        self._high, self._low = 64 * 1024, 16 * 1024
-        self._paused = False
-        self._closing = False
-        self._writer: asyncio.Task[None] | None = None
-        self._finisher: asyncio.Task[None] | None = None
-        protocol.connection_made(self)
-        self._reader = loop.create_task(self._read_loop(), name=f"serial-poll {port!r}")
-
-    async def _read_loop(self) -> None:
-        while not self._closing:
-            try:
-                data = await self._loop.run_in_executor(None, self._read_blocking)
-            except OSError as exc:  # SerialException is an OSError
-                self._shutdown(exc)
-                return
-            if data and not self._closing:
-                self._protocol.data_received(data)
-
-    def _read_blocking(self) -> bytes:
-        return bytes(self._port.read(max(1, self._port.in_waiting)))
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closing or not data:
-            return
-        self._pending.append(bytes(data))
-        self._buffered += len(data)
-        if self._buffered > self._high and not self._paused:
-            self._paused = True
-            self._protocol.pause_writing()
-        if self._writer is None:
-            self._writer = self._loop.create_task(self._write_loop())
-
-    async def _write_loop(self) -> None:
-        try:
-            while self._pending:
-                chunk = self._pending[0]
-                await self._loop.run_in_executor(None, self._port.write, chunk)
-                self._pending.popleft()
-                self._buffered -= len(chunk)
-                if self._paused and self._buffered <= self._low:
-                    self._paused = False
-                    self._protocol.resume_writing()
-        except OSError as exc:
-            self._shutdown(exc)
-        finally:
-            self._writer = None
-        if self._closing:
-            self._shutdown(None)
-
-    def get_write_buffer_size(self) -> int:
-        return self._buffered
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._low, self._high
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._high = 64 * 1024 if high is None else high
-        self._low = self._high // 4 if low is None else low
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def close(self) -> None:
-        self._closing = True
-        if self._writer is None:
-            self._shutdown(None)
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-        self._shutdown(None)
-
-    def _shutdown(self, exc: Exception | None) -> None:
-        self._closing = True
-        if self._finisher is None:
-            self._finisher = self._loop.create_task(self._finish(exc))
-
-    async def _finish(self, exc: Exception | None) -> None:
-        # Wait for in-flight executor calls so the port is never closed under them.
-        await asyncio.wait([t for t in (self._reader, self._writer) if t is not None])
-        with contextlib.suppress(OSError):
-            await self._loop.run_in_executor(None, self._port.close)
-        self._pending.clear()
-        self._buffered = 0
-        self._protocol.connection_lost(exc)
-
-
-class _QuietSerialTransport(serial_asyncio_fast.SerialTransport):
-    """``SerialTransport`` that treats a failed write as a lost link, not a loop-level error.
-
-    Upstream reports write errors through ``loop.call_exception_handler``, which logs an
-    ERROR with a traceback. For an unplugged USB-UART that is routine, and ``SerialLink``
-    already reports it as ``SerialLinkLostError``. Overrides private ``_fatal_error`` and
-    calls ``_abort`` (unchanged from 0.14 to 0.16); anything that is not an I/O error
-    still goes to the loop's handler.
-    """
-
-    def _fatal_error(self, exc: BaseException, message: str = "serial write failed") -> None:
-        if isinstance(exc, OSError):  # SerialException included
-            self._abort(exc)
-        else:
-            super()._fatal_error(exc, message)
-
-    def _read_ready(self) -> None:
-        """Read with one ``os.read`` on the non-blocking descriptor the loop found readable.
-
-        pyserial's ``read()`` waits in ``select()``, which raises for descriptors ≥ 1024:
-        with about five descriptors per open port, a daemon driving ~200 chains would
-        lose every chain opened after that. End of file or an I/O error (an unplugged
-        device, a closed pty) closes the transport as pyserial's own error would.
-        """
-        fd = getattr(self._serial, "fd", None)
-        if not isinstance(fd, int):
-            super()._read_ready()
-            return
-        try:
-            data = os.read(fd, self._max_read_size)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._close(exc=serial.SerialException(f"read failed: {exc}"))
-            return
-        if not data:
-            self._close(exc=serial.SerialException("device returned no data (disconnected?)"))
-            return
-        self._protocol.data_received(data)
-
-    def _write_ready(self) -> None:
-        """Drop the write callback once the buffer is empty.
-
-        Upstream leaves it registered after flushing a partial write, so every later loop
-        pass asserts on an empty buffer and the loop spins at full CPU whenever the
-        kernel's send buffer once filled (a slow or stalled adapter).
-        """
-        if not self._write_buffer:
-            self._remove_writer()
-            return
-        super()._write_ready()
-        if not self._write_buffer:
-            self._remove_writer()
+_T = TypeVar("_T")
 
 
 def _is_url(port: str) -> bool:
     return "://" in port
 
 
-def _scheme(port: str) -> str:
-    return port.split("://", 1)[0].lower() if _is_url(port) else ""
-
-
-def _has_fileno(port: _SerialPort) -> bool:
-    try:
-        cast(Any, port).fileno()
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
-        return False
-    return True
-
-
-def _set_low_latency(port: _SerialPort, log: Any) -> None:
-    """Ask a real USB-UART driver for ASYNC_LOW_LATENCY: chips answer in microseconds."""
-    setter = getattr(port, "set_low_latency_mode", None)
-    if setter is None:
-        return
-    try:
-        setter(True)
-    except (OSError, ValueError) as exc:  # ptys and many adapters refuse; harmless
-        log.debug("low-latency mode unavailable", reason=str(exc))
-
-
-def _open_serial(port: str, baudrate: int, log: Any) -> _SerialPort:
-    """Open a non-socket port (blocking; runs in the executor)."""
-    ser: _SerialPort = serial.serial_for_url(port, baudrate=baudrate, do_not_open=True)
-    if not _is_url(port):
-        cast(Any, ser).exclusive = True  # two daemons on one chain would garble both
-    cast(Any, ser).open()
-    _set_low_latency(ser, log)
-    return ser
-
-
 async def _open_transport(
-    port: str, baudrate: int, protocol: _LinkProtocol, log: Any
-) -> asyncio.Transport:
+    port: str, baudrate: int, protocol: LinkProtocol, log: Any
+) -> SerialTransport:
     loop = asyncio.get_running_loop()
-    if _scheme(port) == "socket":
-        transport, _ = await serial_asyncio_fast.create_serial_connection(
-            loop, lambda: protocol, port, baudrate=baudrate
-        )
-        return cast(asyncio.Transport, transport)
-    ser = await loop.run_in_executor(None, _open_serial, port, baudrate, log)
-    if not _has_fileno(ser):
-        return _PolledTransport(loop, protocol, ser)
-    return cast(asyncio.Transport, _QuietSerialTransport(loop, protocol, ser))
+    ser = await loop.run_in_executor(None, open_port, port, baudrate, log)
+    return SerialTransport(loop, protocol, ser)
 
 
 class SerialLink:
@@ -423,19 +77,23 @@ class SerialLink:
         port: str,
         *,
         baudrate: int = INITIAL_BAUDRATE,
-        reconnect: ReconnectPolicy | None = None,
+        reconnect: Backoff | None = None,
         max_buffer: int = 64 * 1024,
     ) -> None:
         self.port = port
         self.initial_baudrate = baudrate
-        self.reconnect_policy = reconnect or ReconnectPolicy()
+        self.reconnect_backoff = reconnect or Backoff(0.1, 1.0, jitter="none")
+        """Pauses between attempts while waiting for a vanished device to come back.
+
+        Serial devices re-enumerate within a second or two and nobody else competes for
+        them, so the backoff is short and has no jitter."""
         self.generation = 0
         """Bumped on every successful open; a change means the chips must be re-initialised."""
         self._max_buffer = max_buffer
         self._baudrate = baudrate
-        self._counters = _Counters()
+        self._counters = Counters()
         self._transport: asyncio.Transport | None = None
-        self._protocol: _LinkProtocol | None = None
+        self._protocol: LinkProtocol | None = None
         self._io_lock = asyncio.Lock()
         self._log = _log.bind(port=port)
 
@@ -480,7 +138,7 @@ class SerialLink:
         if self.is_open:
             return
         await self.close()
-        protocol = _LinkProtocol(self._counters, self._max_buffer, self._log)
+        protocol = LinkProtocol(self._counters, self._max_buffer, self._log)
         try:
             transport = await _open_transport(self.port, self.initial_baudrate, protocol, self._log)
         except ValueError as exc:  # pyserial: unknown URL scheme or bad settings
@@ -542,6 +200,25 @@ class SerialLink:
             return data
         raise self._lost(protocol)
 
+    async def collect(
+        self, parse: Callable[[bytes], list[_T]], *, first_timeout: float, quiet: float
+    ) -> list[_T]:
+        """Read and ``parse`` replies until ``quiet`` seconds pass without a new one.
+
+        Waits up to ``first_timeout`` for the first; ``parse(b"")`` (after a silence, and
+        once at the end) lets the parser decide frames it held back. For enumeration and
+        detection: the caller has already sent the request.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + first_timeout
+        found: list[_T] = []
+        while (remaining := deadline - loop.time()) > 0:
+            items = parse(await self.read(4096, timeout=remaining))
+            if items:
+                found += items
+                deadline = loop.time() + quiet
+        return found + parse(b"")
+
     def reset_input(self) -> None:
         """Discard everything received but not yet read (ours and the OS's)."""
         if self._protocol is not None:
@@ -591,7 +268,8 @@ class SerialLink:
     ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
-        delays = self.reconnect_policy.delays()
+        backoff = self.reconnect_backoff
+        backoff.reset()
         last: BaseException | None = None
         while True:
             try:
@@ -603,7 +281,7 @@ class SerialLink:
             if remaining <= 0:
                 msg = f"{self.port}: device did not {what} within {budget:g} s"
                 raise SerialLinkLostError(msg) from last
-            await asyncio.sleep(min(next(delays), remaining))
+            await asyncio.sleep(min(backoff.next(), remaining))
 
     def _device_present(self) -> bool:
         # A stat of a /dev node or symlink; URLs can only be tried by connecting.
@@ -615,7 +293,7 @@ class SerialLink:
         await self.open()
         return True
 
-    def _require_open(self) -> tuple[asyncio.Transport, _LinkProtocol]:
+    def _require_open(self) -> tuple[asyncio.Transport, LinkProtocol]:
         transport, protocol = self._transport, self._protocol
         if transport is None or protocol is None:
             raise SerialLinkLostError(f"{self.port}: link is not open")
@@ -623,14 +301,14 @@ class SerialLink:
             raise self._lost(protocol)
         return transport, protocol
 
-    async def _drain(self, transport: asyncio.Transport, protocol: _LinkProtocol) -> None:
+    async def _drain(self, transport: asyncio.Transport, protocol: LinkProtocol) -> None:
         await protocol.wait_writable()
         if protocol.gone or transport.is_closing():
             # A failed write aborts the transport; connection_lost then carries the cause.
             await protocol.wait_closed(_CLOSE_GRACE)
             raise self._lost(protocol)
 
-    async def _tcdrain(self, port: _SerialPort) -> None:
+    async def _tcdrain(self, port: SerialPort) -> None:
         if not port.is_open:
             return
         loop = asyncio.get_running_loop()
@@ -640,7 +318,7 @@ class SerialLink:
         except (OSError, TimeoutError) as exc:
             raise SerialLinkLostError(f"{self.port}: cannot drain TX: {exc!r}") from exc
 
-    def _apply_baudrate(self, port: _SerialPort, baudrate: int) -> None:
+    def _apply_baudrate(self, port: SerialPort, baudrate: int) -> None:
         try:
             port.baudrate = baudrate  # socket:// only stores it; there is no UART
         except OSError as exc:
@@ -648,12 +326,12 @@ class SerialLink:
         except ValueError as exc:  # pyserial: rejected rate, or a failed custom-rate ioctl
             raise DriverError(f"{self.port}: cannot set {baudrate} baud: {exc}") from exc
 
-    def _serial(self) -> _SerialPort | None:
+    def _serial(self) -> SerialPort | None:
         if self._transport is None:
             return None
-        return cast(_SerialPort | None, self._transport.get_extra_info("serial"))
+        return cast(SerialPort | None, self._transport.get_extra_info("serial"))
 
-    def _lost(self, protocol: _LinkProtocol) -> SerialLinkLostError:
+    def _lost(self, protocol: LinkProtocol) -> SerialLinkLostError:
         cause = protocol.cause
         reason = str(cause) if cause is not None else "end of stream"
         if not protocol.reported:

@@ -1,7 +1,8 @@
 """``stratum-client devices``: which serial ports exist, and which chips answer on one.
 
-Listing only reads what the OS reports; ``--probe PORT`` opens the port at 115 200 baud,
-broadcasts a chip-id read and prints what answered. That is the first thing to try when a
+Listing only reads what the OS reports; ``--probe PORT`` asks each installed driver to
+identify the chips on the port (the BM13xx one broadcasts a chip-id read at 115 200 baud)
+and prints what answered. That is the first thing to try when a
 configured device does not start: it tells a wrong port, an unpowered board and a wrong
 chip model apart without starting the daemon.
 """
@@ -12,8 +13,10 @@ import argparse
 import asyncio
 import json
 
+from stratum_client.asic.detect import PortInfo, ProbeResult
+from stratum_client.asic.registry import detect_chain
+from stratum_client.asic.transport import list_ports
 from stratum_client.logsetup import configure_logging
-from stratum_client_bm13xx.probe import PortInfo, ProbeResult, list_ports, probe_chain
 
 __all__ = ["add_parser", "run"]
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         ports = list_ports()
         print(_ports_json(ports) if args.json else _ports_text(ports))
         return 0
-    result = asyncio.run(probe_chain(args.probe, first_timeout=args.timeout))
+    result = asyncio.run(detect_chain(args.probe, timeout=args.timeout))
     print(json.dumps(result.as_dict(), indent=2) if args.json else _probe_text(result))
     return 0 if result.chip_count else 1
 

@@ -38,7 +38,7 @@ from types import MappingProxyType
 
 import structlog
 
-from stratum_client.asic.base import FoundNonce
+from stratum_client.asic.records import FoundNonce
 from stratum_client.daemon.dispatch_records import (
     Action,
     ChainSpec,

@@ -35,7 +35,7 @@ from stratum_client.api.model import (
 )
 from stratum_client.api.rest_server import RestServer
 from stratum_client.asic.base import AsicDriver
-from stratum_client.asic.registry import load_driver
+from stratum_client.asic.registry import chip_facts, load_driver
 from stratum_client.config import Config, ListenAddress, parse_pool
 from stratum_client.daemon import chip_health
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
@@ -46,8 +46,6 @@ from stratum_client.daemon.stats import HASHES_PER_DIFF1, HashrateReading
 from stratum_client.errors import DriverError, InputError
 from stratum_client.secrets import Secret
 from stratum_client.telemetry.mqtt import MqttTelemetry
-from stratum_client_bm13xx.chips import MODELS
-from stratum_client_bm13xx.pll import pll_for_frequency
 
 __all__ = [
     "COMMAND_HOLD",
@@ -189,8 +187,8 @@ class StateBuilder:
             return status.frequency_mhz
         if runner is not None and runner.device.frequency_mhz is not None:
             return runner.device.frequency_mhz
-        chip = MODELS.get(model)
-        return chip.default_mhz if chip is not None else 0.0
+        facts = chip_facts(model)
+        return facts.default_mhz if facts is not None else 0.0
 
     @staticmethod
     def _chips(
@@ -258,14 +256,13 @@ class DaemonControl:
     async def set_frequency(self, device: str, mhz: float) -> float:
         runner = self._runner(device)
         driver = runner.driver
-        model_name = driver.model if driver is not None else load_driver(runner.device.driver).model
-        model = MODELS.get(model_name)
-        if model is None:
-            raise InputError("device", f"{device!r} ({model_name}) has no frequency control")
+        cls = type(driver) if driver is not None else load_driver(runner.device.driver)
         try:
-            reached = pll_for_frequency(model, mhz).actual_mhz
-        except ValueError as exc:
+            reached = cls.reachable_mhz(mhz)
+        except DriverError as exc:
             raise InputError("frequency", str(exc)) from None
+        if reached is None:
+            raise InputError("device", f"{device!r} ({cls.model}) has no frequency control")
         self.daemon.set_frequency(device, mhz)
         await self._settle(runner, reached)
         return reached

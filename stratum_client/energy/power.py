@@ -9,17 +9,9 @@ only sometimes, and never for a frequency not yet tried. So each device gets a m
 CMOS dynamic power is ``C·V²·f``; ``P_static`` lumps leakage and the always-on parts.
 ``k`` is derived from two per-chip figures, the static watts and the watts at the
 model's default frequency and voltage: ``k = (P_default − P_static) / (f_default ·
-V_default²)``. The defaults below are approximate ASIC-only figures read off published
-board numbers (regulator losses, the controller and fans are not included):
-
-=======  ==================  ================  ===========================================
-chip     default             P per chip        published board figure
-=======  ==================  ================  ===========================================
-BM1366   485 MHz, 1.200 V    12.0 W (1.0 st.)  Bitaxe Ultra, 1 chip: ≈ 11–13 W
-BM1368   490 MHz, 1.166 V    13.0 W (1.0 st.)  Bitaxe Supra, 1 chip: ≈ 12–14 W
-BM1370   525 MHz, 1.150 V    16.5 W (1.2 st.)  Bitaxe Gamma, 1 chip: ≈ 15–18 W
-BM1397   425 MHz, 1.400 V    10.0 W (0.6 st.)  Compac F at 200–400 MHz: ≈ 5–10 W
-=======  ==================  ================  ===========================================
+V_default²)``. Both come from the chip's driver (its ``facts``; the built-in figures and
+their sources are in the BM13xx driver's ``chips`` module), so a plug-in chip gets a
+power model the same way.
 
 Boards vary by tens of percent, so both figures are overridable per device, and
 :func:`calibrate` fits them from smart-plug readings at two or more frequencies.
@@ -28,11 +20,11 @@ Boards vary by tens of percent, so both figures are overridable per device, and
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from stratum_client_bm13xx.chips import MODELS
-from stratum_client_bm13xx.pll import RAMP_STEP_MHZ
+from stratum_client.asic.facts import DEFAULT_RAMP_STEP_MHZ as RAMP_STEP_MHZ
+from stratum_client.asic.registry import chip_facts, installed_drivers
 
 __all__ = [
     "CHIP_POWER",
@@ -79,20 +71,35 @@ class ChipPower:
         return self.static_watts + self.k * mhz * volts * volts
 
 
-def _from_chip(name: str, static_watts: float, watts_at_default: float) -> ChipPower:
-    model = MODELS[name]
-    return ChipPower(
-        name, model.default_mhz, model.default_mv, model.small_cores, static_watts, watts_at_default
-    )
+class _InstalledChips(Mapping[str, ChipPower]):
+    """Power coefficients of every installed driver's chip that publishes them, by model."""
+
+    def __getitem__(self, model: str) -> ChipPower:
+        facts = chip_facts(model)
+        if facts is None or facts.static_watts is None or facts.watts_at_default is None:
+            raise KeyError(model)
+        return ChipPower(
+            facts.model,
+            facts.default_mhz,
+            facts.default_mv,
+            facts.small_cores,
+            facts.static_watts,
+            facts.watts_at_default,
+        )
+
+    def _models(self) -> list[str]:
+        found = {c.facts.model for c in installed_drivers() if c.facts and c.facts.has_power_model}
+        return sorted(found)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models())
+
+    def __len__(self) -> int:
+        return len(self._models())
 
 
-CHIP_POWER: dict[str, ChipPower] = {
-    "BM1366": _from_chip("BM1366", 1.0, 12.0),
-    "BM1368": _from_chip("BM1368", 1.0, 13.0),
-    "BM1370": _from_chip("BM1370", 1.2, 16.5),
-    "BM1397": _from_chip("BM1397", 0.6, 10.0),
-}
-"""Approximate, see the module docstring; override per device in ``[energy.devices]``."""
+CHIP_POWER: Mapping[str, ChipPower] = _InstalledChips()
+"""Approximate, from each driver; override per device in ``[energy.devices]``."""
 
 
 def chip_power(

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from stratum_client.asic.base import DeviceSpec, FoundNonce
+from stratum_client.asic.registry import detect_chain
 from stratum_client.errors import ChipCountError
 from stratum_client.work import JobBuilder, Work, parse_notify
 from stratum_client_bm13xx.bm1366 import Bm1366Driver
@@ -32,7 +33,6 @@ from stratum_client_bm13xx.bm1397 import Bm1397Driver
 from stratum_client_bm13xx.driver import Bm13xxDriver, DriverState
 from stratum_client_bm13xx.emulator.chain import EmulatedChain, Faults
 from stratum_client_bm13xx.emulator.server import EmulatorServer
-from stratum_client_bm13xx.probe import probe_chain
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="pty semantics are Linux's")
 
@@ -299,5 +299,5 @@ async def test_probe_identifies_the_emulated_chain(tmp_path: Path, model: str, c
     link = tmp_path / "asic0"
     async with EmulatorServer(EmulatedChain(model, chips, seed=1), link=str(link)):
         async with asyncio.timeout(PATIENCE):
-            result = await probe_chain(str(link))
+            result = await detect_chain(str(link))
     assert result.models == {model: chips}

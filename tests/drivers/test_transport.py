@@ -17,7 +17,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from stratum_client.asic.ptys import HotplugPty, PtyPair
-from stratum_client.asic.transport import INITIAL_BAUDRATE, ReconnectPolicy, SerialLink
+from stratum_client.asic.transport import INITIAL_BAUDRATE, SerialLink
+from stratum_client.backoff import Backoff
 from stratum_client.errors import DriverError, SerialLinkLostError
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="pty semantics are Linux's")
@@ -279,7 +280,7 @@ async def test_replug_at_same_path_reopens_within_5s(hotplug: HotplugPty) -> Non
 
 
 async def test_reopen_gives_up_after_timeout(hotplug: HotplugPty) -> None:
-    link = SerialLink(hotplug.path, reconnect=ReconnectPolicy(first_delay=0.01, max_delay=0.05))
+    link = SerialLink(hotplug.path, reconnect=Backoff(0.01, 0.05, jitter="none"))
     await link.open()
     hotplug.unplug()
     with pytest.raises(SerialLinkLostError, match="did not come back"):

@@ -1,4 +1,8 @@
-"""Port listing and chain probing: a scripted pty peer, the emulator, and the CLI."""
+"""Port listing and chain detection: a scripted pty peer, the registry, and the CLI.
+
+Detection is a class-level question to each installed driver (``AsicDriver.detect``);
+the BM13xx family answers it with one broadcast chip-id read.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from stratum_client.asic import detect, transport
 from stratum_client.asic.ptys import PtyPair
+from stratum_client.asic.registry import detect_chain
 from stratum_client.cli import main
 from stratum_client.logsetup import reset_logging
-from stratum_client_bm13xx import frames, probe
+from stratum_client_bm13xx import frames
+from stratum_client_bm13xx.chipid import ChipIdCollector, ChipIdReply
 from stratum_client_bm13xx.chips import MODELS
 from stratum_client_bm13xx.codec import codec_for
 from stratum_client_bm13xx.registers import Reg
@@ -72,37 +79,44 @@ def _plain_logging() -> Iterator[None]:
 
 @pytest.mark.parametrize(("model", "count"), [("BM1366", 1), ("BM1370", 4), ("BM1397", 4)])
 async def test_probe_finds_model_and_count(pty: PtyPair, model: str, count: int) -> None:
-    peer = ChipIdPeer(pty, chip_ids(model, count, noise=b"\x55\xaa\x00"))
+    replies = chip_ids(model, count, noise=b"\x55\xaa\x00")
+    peer = ChipIdPeer(pty, replies)
     try:
         async with asyncio.timeout(10):
-            result = await probe.probe_chain(pty.path)
+            result = await detect_chain(pty.path)
     finally:
         peer.close()
     assert result.chip_count == count
     assert result.models == {model: count}
-    assert all(c.reply_size == MODELS[model].reply_size for c in result.chips)
-    assert peer.reads == 1
+    collector = ChipIdCollector()
+    parsed = collector(replies) + collector(b"")
+    assert [(c.chip_id, c.chip_address) for c in parsed] == [
+        (c.chip_id, c.address) for c in result.chips
+    ]
+    assert all(c.reply_size == MODELS[model].reply_size for c in parsed)
+    assert peer.reads == 1  # four BM13xx drivers installed, one family: asked once
 
 
 async def test_probe_reports_nothing_when_silent(pty: PtyPair) -> None:
     async with asyncio.timeout(10):
-        result = await probe.probe_chain(pty.path, first_timeout=0.2)
+        result = await detect_chain(pty.path, timeout=0.2)
     assert result.chip_count == 0
     assert result.as_dict()["models"] == {}
 
 
 def test_unknown_chip_id_is_named() -> None:
-    reply = probe.ChipIdReply(0x1234, 0, 11)
+    reply = ChipIdReply(0x1234, 0, 11)
     assert reply.model is None
     assert reply.model_name == "unknown 0x1234"
+    assert reply.detected().model == "unknown 0x1234"
 
 
 def test_miner_hints() -> None:
-    assert probe.miner_hint(0x0403, 0x6015, "FTDI", None) is not None
-    assert probe.miner_hint(None, None, "GekkoScience", "Compac F") == "GekkoScience miner"
-    assert probe.miner_hint(0x10C4, 0xEA60, None, None) is not None
-    assert probe.miner_hint(0x1234, 0x5678, "Acme", "Modem") is None
-    assert probe.miner_hint(None, None, None, None) is None
+    assert detect.miner_hint(0x0403, 0x6015, "FTDI", None) is not None
+    assert detect.miner_hint(None, None, "GekkoScience", "Compac F") == "GekkoScience miner"
+    assert detect.miner_hint(0x10C4, 0xEA60, None, None) is not None
+    assert detect.miner_hint(0x1234, 0x5678, "Acme", "Modem") is None
+    assert detect.miner_hint(None, None, None, None) is None
 
 
 def fake_comports() -> list[SimpleNamespace]:
@@ -130,7 +144,7 @@ def test_list_ports_and_cli_listing(
     from serial.tools import list_ports
 
     monkeypatch.setattr(list_ports, "comports", fake_comports)
-    ports = probe.list_ports()
+    ports = transport.list_ports()
     assert [p.device for p in ports] == ["/dev/ttyACM0", "/dev/ttyS0", "/dev/ttyUSB1"]
     assert [p.likely_miner for p in ports] == [False, False, True]
     assert ports[2].usb_id == "0403:6015"
