@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from stratum_client import __version__
-from stratum_client.asic.base import DeviceSpec
+from stratum_client.asic.records import DeviceSpec
 from stratum_client.energy.config import EnergyConfig, parse_energy
 from stratum_client.eventloop import EventLoopChoice
 from stratum_client.mqtt_session import Broker

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import structlog
 
-from stratum_client.asic.base import ChipCounters
+from stratum_client.asic.records import ChipCounters
 from stratum_client.errors import InputError, StratumClientError
 from stratum_client.pool.types import PoolStatus
 from stratum_client.secrets import Secret

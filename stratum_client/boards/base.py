@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
-from stratum_client.asic.base import DeviceSpec
+from stratum_client.asic.records import DeviceSpec
 
 from .errors import BoardError, BoardLimitError
 

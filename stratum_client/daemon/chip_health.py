@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from stratum_client.api.model import ChipState, DeviceStatus
-from stratum_client.asic.base import ChipCounters
+from stratum_client.asic.records import ChipCounters
 from stratum_client.daemon.chain import ChainState
 from stratum_client.daemon.dispatcher import DeviceSnapshot
 from stratum_client.daemon.stats import HASHES_PER_DIFF1

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from stratum_client.asic.base import FoundNonce
+from stratum_client.asic.records import FoundNonce
 from stratum_client.daemon.dispatch_records import ChainSpec, DeviceSnapshot, PoolSnapshot
 from stratum_client.daemon.stats import NonceClass, ShareStats, WorkerStats
 from stratum_client.errors import WorkError
