@@ -631,6 +631,8 @@ class Dispatcher:
     def _count(self, unit: _Chain, chip: int, verdict: _Verdict, now: float) -> None:
         ticket = unit.spec.ticket_difficulty
         self._total.record_nonce(verdict.kind, verdict.difficulty, ticket, now)
+        if verdict.pool is not None:  # hw errors and duplicates have none: not new work
+            verdict.pool.stats.record_work(ticket)
         for worker in unit.workers(chip):
             worker.record_nonce(verdict.kind, verdict.difficulty, ticket, now)
 
