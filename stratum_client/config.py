@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from stratum_client import __version__
 from stratum_client import tomlschema as ts
+from stratum_client.alerts.config import AlertsConfig, parse_alerts
 from stratum_client.asic.base import DeviceSpec
 from stratum_client.energy.config import EnergyConfig, parse_energy
 from stratum_client.errors import ConfigError
@@ -227,6 +228,7 @@ class Config:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     energy: EnergyConfig = field(default_factory=lambda: parse_energy({}))
     """``[energy]``: signals, governor policy and ledger (see docs/energy.md)."""
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     source: str = field(default="<string>", compare=False)
 
     def secrets(self) -> tuple[Secret, ...]:
@@ -352,7 +354,7 @@ _MQTT_KEYS = (
     "enabled", "host", "port", "tls", "ca_file", "username", "password", "password_env",
     "password_file", "base_topic", "discovery_prefix", "interval", "client_id",
 )  # fmt: skip
-_TOP_KEYS = ("daemon", "pools", "pool_policy", "devices", "api", "telemetry", "energy")
+_TOP_KEYS = ("daemon", "pools", "pool_policy", "devices", "api", "telemetry", "energy", "alerts")
 
 _POLICY_RULES: dict[str, Convert[float]] = {
     "connect_timeout": ts.number(0, lo_open=True),
@@ -532,6 +534,7 @@ def _build(data: Mapping[str, object], source: str, ctx: TableContext) -> Config
             top.get("energy", ts.free_table, MappingProxyType({})),
             device_names=[d.name for d in devices],
         ),
+        alerts=parse_alerts(top.get("alerts", ts.free_table, MappingProxyType({}))),
         source=source,
     )
 

@@ -4,7 +4,7 @@ Logging is configured here and nowhere else: the file's ``[daemon]`` settings, w
 ``--log-format``/``--log-level`` on top (they survive a SIGHUP reload, so a debugging
 session started from the command line stays verbose).
 
-The companions ``[api]``, ``[telemetry.mqtt]`` and ``[energy]`` enable start with the
+The companions ``[api]``, ``[telemetry.mqtt]``, ``[energy]`` and ``[alerts]`` enable start with the
 daemon; a reload does not restart them (their settings take effect after a restart).
 
 On a terminal (stderr is a TTY and the log format is not forced to JSON) a person is
@@ -25,6 +25,7 @@ import structlog
 
 from stratum_client import eventloop
 from stratum_client.config import DEFAULT_CONFIG_PATH, Config, load_config
+from stratum_client.daemon.alerts import alert_services
 from stratum_client.daemon.app import Daemon
 from stratum_client.daemon.energy import energy_services
 from stratum_client.daemon.telemetry import telemetry_services
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     apply_logging(config)
-    services = [*telemetry_services(config), *energy_services(config)]
+    services = [*telemetry_services(config), *energy_services(config), *alert_services(config)]
     daemon = Daemon(
         config,
         config_path=args.config,
