@@ -79,6 +79,9 @@ class Observation:
     rejected: int
     pools: tuple[PoolView, ...] = ()
     chains: tuple[ChainView, ...] = ()
+    has_work: bool = True
+    """A pool session is up, so chains are expected to hash; without one a silent chain
+    is idle, not dead (the pool-down alert covers it)."""
 
 
 @dataclass(slots=True)
@@ -107,7 +110,7 @@ class AlertPolicy:
         return [
             *self._blocks_found(seen),
             *self._pools_down(seen.pools, now),
-            *self._chains_dead(seen.chains, now),
+            *self._chains_dead(seen.chains, now, idle=not seen.has_work),
             *self._rejected_rate(seen, now),
         ]
 
@@ -157,16 +160,17 @@ class AlertPolicy:
                 alerts.append(Alert("pool_down", f"pool {pool.name} down", message, details))
         return alerts
 
-    def _chains_dead(self, chains: tuple[ChainView, ...], now: float) -> list[Alert]:
+    def _chains_dead(self, chains: tuple[ChainView, ...], now: float, *, idle: bool) -> list[Alert]:
+        """``idle``: no pool work, so silence is expected (the clocks restart)."""
         alerts = []
         for chain in chains:
             known = self._chains.get(chain.name)
             if known is None:
                 self._chains[chain.name] = _Chain(chain.nonces, now)
                 continue
-            if chain.paused or chain.nonces != known.nonces:
+            if idle or chain.paused or chain.nonces != known.nonces:
                 known.nonces, known.since = chain.nonces, now
-                known.alerted = known.alerted and chain.paused  # progress re-arms the alert
+                known.alerted = known.alerted and (chain.paused or idle)  # progress re-arms
                 continue
             silent = now - known.since
             if silent >= self.config.chain_dead_after and not known.alerted:

@@ -53,6 +53,7 @@ def observation(snap: DaemonSnapshot) -> Observation:
             ChainView(c.name, c.nonces, bool(c.paused_by) or c.state == "paused", c.last_error)
             for c in snap.chains
         ),
+        has_work=d.session_up,
     )
 
 

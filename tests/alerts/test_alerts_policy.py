@@ -78,6 +78,13 @@ def test_a_silent_chain_is_dead_once_but_a_paused_one_is_not() -> None:
     assert kinds(policy, seen(chains=(ChainView("a", 10, False),)), 900.0) == []
     assert kinds(policy, seen(chains=(ChainView("a", 11, False),)), 901.0) == []  # alive again
     assert kinds(policy, seen(chains=(ChainView("a", 11, False),)), 961.0) == ["chain_dead"]
+    idle = AlertPolicy(CONFIG)  # no pool work: silence is expected, the clock restarts
+    for second in range(0, 600, 10):
+        quiet = seen(chains=(ChainView("a", 5, False),), has_work=False)
+        assert kinds(idle, quiet, float(second)) == []
+    # the last idle look was at 590 s: silence counts from there
+    assert kinds(idle, seen(chains=(ChainView("a", 5, False),)), 649.0) == []
+    assert kinds(idle, seen(chains=(ChainView("a", 5, False),)), 650.0) == ["chain_dead"]
     held = AlertPolicy(CONFIG)
     for second in range(0, 600, 10):
         assert kinds(held, seen(chains=(ChainView("a", 5, paused=True),)), float(second)) == []
