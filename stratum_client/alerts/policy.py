@@ -3,8 +3,9 @@
 Pure: the service hands in an :class:`Observation` (built from a daemon snapshot) with
 ``now`` on the daemon's clock, and the notices the daemon announces; nothing here reads
 a clock or does I/O. A condition alerts when it starts (or has lasted its threshold)
-and not again until it has ended: a pool that stays down is one alert, a pool that goes
-down, comes back and goes down again is two.
+and not again until it has ended (a reject rate ends when it falls to half its
+threshold, so a rate hovering at the threshold is one alert, not a stream): a pool that
+stays down is one alert, a pool that goes down, comes back and goes down again is two.
 """
 
 from __future__ import annotations
@@ -195,10 +196,9 @@ class AlertPolicy:
         if answered < self.config.rejected_min_shares:
             return []
         percent = 100.0 * rejected / answered
-        if percent <= self.config.rejected_percent:
-            self._rejecting = False
-            return []
-        if self._rejecting:
+        if percent <= self.config.rejected_percent / 2:
+            self._rejecting = False  # well below: a later rise is a new condition
+        if percent <= self.config.rejected_percent or self._rejecting:
             return []
         self._rejecting = True
         message = (

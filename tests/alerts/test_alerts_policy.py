@@ -90,15 +90,18 @@ def test_a_silent_chain_is_dead_once_but_a_paused_one_is_not() -> None:
         assert kinds(held, seen(chains=(ChainView("a", 5, paused=True),)), float(second)) == []
 
 
-def test_a_high_reject_rate_alerts_once_until_it_falls_back() -> None:
+def test_a_high_reject_rate_alerts_once_until_it_falls_to_half_the_threshold() -> None:
     policy = AlertPolicy(CONFIG)
     assert kinds(policy, seen(accepted=0, rejected=0), 0.0) == []
     assert kinds(policy, seen(accepted=4, rejected=4), 10.0) == []  # 8 answered: too few
     assert kinds(policy, seen(accepted=8, rejected=4), 20.0) == ["rejected_rate"]  # 33 %
     assert kinds(policy, seen(accepted=12, rejected=8), 30.0) == []  # still high: same alert
-    assert kinds(policy, seen(accepted=200, rejected=8), 40.0) == []  # 3.8 %: over
+    assert kinds(policy, seen(accepted=100, rejected=12), 31.0) == []  # 10.7 %: same alert
+    assert kinds(policy, seen(accepted=120, rejected=12), 32.0) == []  # 9.1 %: not over yet
+    assert kinds(policy, seen(accepted=120, rejected=16), 33.0) == []  # 11.8 %: same alert
+    assert kinds(policy, seen(accepted=400, rejected=16), 40.0) == []  # 3.8 % < 10/2: over
     # the window moves on: only the last 300 s count
-    assert kinds(policy, seen(accepted=210, rejected=30), 400.0) == ["rejected_rate"]
+    assert kinds(policy, seen(accepted=410, rejected=40), 400.0) == ["rejected_rate"]
 
 
 def test_safe_state_alerts_once_per_entry() -> None:

@@ -44,7 +44,7 @@ class Sink:
 
 
 def _kind(path: str, headers: dict[str, str], body: bytes) -> str:
-    if path.endswith("ntfy"):
+    if "Tags" in headers:  # ntfy
         return headers["Tags"].split(",")[1]
     document = json.loads(body)
     if path.endswith("discord"):
@@ -70,8 +70,20 @@ async def http_sink() -> AsyncIterator[Sink]:
             sink.hanging -= 1
         return web.Response(text="late")
 
+    async def flaky(request: web.Request) -> web.Response:
+        """Answers 503 to the first ``failures`` posts, then 200."""
+        await record(request)
+        seen = sum(1 for path, _, _ in sink.posts if path == request.path)
+        return web.Response(status=503 if seen <= int(request.match_info["failures"]) else 200)
+
+    async def status(request: web.Request) -> web.Response:
+        await record(request)
+        return web.Response(status=int(request.match_info["code"]))
+
     app = web.Application()
     app.router.add_post("/hang/{name}", hang)
+    app.router.add_post("/flaky/{failures}", flaky)
+    app.router.add_post("/status/{code}", status)
     app.router.add_post("/{name}", record)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
     await runner.setup()
@@ -253,3 +265,38 @@ async def _phase(daemon: Daemon, pool: LocalPool, task: asyncio.Task[int], share
 
     await until(f"{shares} more submits", sample, task)
     return phase
+
+
+async def test_transient_failures_are_retried_permanent_ones_not_and_posts_are_spaced(
+    emulated_chains: Emulated, pool_factory: PoolFactory
+) -> None:
+    pool = await pool_factory()
+    async with http_sink() as sink:
+        base = f"http://127.0.0.1:{sink.port}"
+        hooks = [
+            ("flaky", f"{base}/flaky/2", "json"),  # 503, 503, then 200
+            ("gone", f"{base}/status/404", "json"),
+            ("spaced", f"{base}/spaced", "ntfy"),
+        ]
+        table = _alerts_table(hooks, **{**FAST, "rate_per_minute": 1.0, "burst": 2})
+        kinds = {"flaky": "block_found", "gone": "block_found", "spaced": "safe_state"}
+        for name, kind in kinds.items():
+            table = table.replace(f'name = "{name}"', f'name = "{name}"\nkinds = ["{kind}"]')
+        async with alerting_daemon(emulated_chains, pool, table) as (daemon, service, task):
+            await until("shares accepted", lambda: len(pool.accepted) >= 1, task)
+            seen = Observation(blocks_found=1, accepted=0, rejected=0)
+            service.raise_alerts(service.policy.observe(seen, daemon.snapshot().dispatch.at))
+            for board in range(5):
+                daemon.announce(SafeStateEntered(f"board-{board}", "test"))
+            boxes = service.outboxes
+            await until("flaky delivered", lambda: boxes["flaky"].sent == 1, task)
+            await until("gone given up", lambda: boxes["gone"].failed == 1, task)
+            await until("the burst posted", lambda: boxes["spaced"].sent == 2, task)
+            await asyncio.sleep(0.5)  # a third post would need 60 s of refill at 1/min
+    assert (boxes["flaky"].attempts, boxes["flaky"].failed) == (3, 0)
+    assert len([p for p, _, _ in sink.posts if p == "/flaky/2"]) == 3
+    assert (boxes["gone"].attempts, boxes["gone"].sent) == (1, 0)  # 404: retrying cannot help
+    assert (boxes["spaced"].sent, boxes["spaced"].attempts) == (2, 2)
+    # the third waits for a token in the sender, the last two in the queue: none dropped
+    assert (len(boxes["spaced"].queue), boxes["spaced"].dropped) == (2, 0)
+    assert sink.kinds("/spaced") == ["safe_state", "safe_state"]
