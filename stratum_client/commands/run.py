@@ -26,13 +26,13 @@ import structlog
 from stratum_client import eventloop
 from stratum_client.config import DEFAULT_CONFIG_PATH, Config, load_config
 from stratum_client.daemon.alerts import alert_services
-from stratum_client.daemon.app import Daemon
+from stratum_client.daemon.app import Daemon, Observer
 from stratum_client.daemon.energy import energy_services
 from stratum_client.daemon.telemetry import telemetry_services
 from stratum_client.logsetup import LEVELS, configure_logging
 from stratum_client.pool.types import ShareOutcome
 
-__all__ = ["add_parser", "log_accepted_share", "run"]
+__all__ = ["add_parser", "run", "share_logger"]
 
 _CLEAR: Final = "\r\x1b[K"
 """Carriage return, then erase to the end of the line (ECMA-48 EL)."""
@@ -85,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         on_reload=apply_logging,
         services=services,
         emit_status=None if terminal is None else terminal.show,
-        observers=() if terminal is None else (log_accepted_share,),
     )
+    if terminal is not None:
+        daemon.observe(share_logger(daemon))
     try:
         return eventloop.run(daemon.run(), config.daemon.event_loop)
     finally:
@@ -99,21 +100,28 @@ def _watched(args: argparse.Namespace, config: Config) -> bool:
     return sys.stderr.isatty() and (args.log_format or config.daemon.log_format) != "json"
 
 
-def log_accepted_share(event: object) -> None:
-    """Daemon observer: one info line per accepted share (the dispatcher logs rejects)."""
-    if isinstance(event, ShareOutcome) and event.accepted:
+def share_logger(daemon: Daemon) -> Observer:
+    """A daemon observer logging one info line per accepted share, naming its pool
+    (the dispatcher logs every rejected share already)."""
+
+    def log_accepted(event: object) -> None:
+        if not (isinstance(event, ShareOutcome) and event.accepted):
+            return
         share = event.share
+        pools = daemon.config.pools
         extra: dict[str, object] = {"block": True} if share.block else {}
         if event.latency is not None:
             extra["latency_ms"] = round(event.latency * 1000, 1)
         _log.info(
             "share accepted",
-            pool=share.pool,
+            pool=pools[share.pool].name if share.pool < len(pools) else share.pool,
             chain=share.device,
             chip=share.chip,
             difficulty=float(f"{share.difficulty:.6g}"),
             **extra,
         )
+
+    return log_accepted
 
 
 class _Terminal(io.TextIOBase):

@@ -122,7 +122,6 @@ class Daemon:
         on_reload: Callable[[Config], None] | None = None,
         handle_signals: bool = True,
         services: Sequence[Service] = (),
-        observers: Sequence[Observer] = (),
     ) -> None:
         self._config = config
         self._config_path = config_path
@@ -132,7 +131,7 @@ class Daemon:
         self._on_reload = on_reload
         self._handle_signals = handle_signals
         self._services = tuple(services)
-        self._observers = list(observers)
+        self._observers: list[Observer] = []
         self._started_at = clock()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()

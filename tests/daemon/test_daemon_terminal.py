@@ -107,6 +107,7 @@ async def test_on_a_terminal_run_draws_a_status_line_and_logs_accepted_shares(
     # (the drain answers every share in flight at SIGTERM, so none is missing)
     assert counts[-1][0] <= len(share_lines) == len(local_pool.accepted)
     assert all(re.search(r"\bchain=[ab]\b", line) for line in share_lines)
+    assert all(re.search(r"\bpool=pool0\b", line) for line in share_lines)
     assert "{" not in "".join(share_lines)  # console rendering, not JSON
     assert "daemon stopped" in plain
 
