@@ -23,6 +23,8 @@ an I/O shell can catch exactly "our" failures and let programming errors surface
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "ChipCountError",
     "ConfigError",
@@ -60,7 +62,28 @@ class InputError(StratumClientError, ValueError):
 
 
 class ConfigError(InputError):
-    """The configuration file is invalid (the field is the dotted key)."""
+    """The configuration file is invalid (the field is the dotted key).
+
+    One read reports every problem it finds: ``errors`` lists them in the order found
+    (just this error when it stands alone); ``field`` and ``problem`` are the first one's.
+    ``line`` is where the key (or its table) was written, when the text is known.
+    """
+
+    line: int | None = None
+
+    def __init__(self, field: str, problem: str, errors: Sequence[ConfigError] = ()) -> None:
+        super().__init__(field, problem)
+        self.errors: tuple[ConfigError, ...] = tuple(errors) or (self,)
+
+    def __str__(self) -> str:
+        if len(self.errors) > 1:
+            return f"{len(self.errors)} problems:" + "".join(f"\n  {e}" for e in self.errors)
+        return f"{self.field}: {self.problem}" + (f" (line {self.line})" if self.line else "")
+
+    @classmethod
+    def of(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One error standing for all of ``errors`` (the error itself when there is one)."""
+        return errors[0] if len(errors) == 1 else cls(errors[0].field, errors[0].problem, errors)
 
 
 class ProtocolError(StratumClientError):

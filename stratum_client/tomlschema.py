@@ -2,8 +2,10 @@
 
 The config file and its ``[energy]`` section are validated with the same few tools: a
 :class:`Table` that refuses unknown keys (suggesting the closest known one) and small
-converters that each check one kind of value. Values are shown as the user wrote them,
-shortened, with any URL credentials masked, so an error message never leaks a secret.
+converters that each check one kind of value. Problems are collected, not raised one by
+one (:class:`Problems`), so a file with three mistakes is reported with all three.
+Values are shown as the user wrote them, shortened, with any URL credentials masked, so
+an error message never leaks a secret.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar, cast
@@ -22,6 +24,7 @@ from stratum_client.errors import ConfigError
 __all__ = [
     "MISSING",
     "Convert",
+    "Problems",
     "Table",
     "TableContext",
     "absolute_path",
@@ -63,12 +66,42 @@ def bad(key: str, value: object, problem: str, expected: str) -> ConfigError:
     return ConfigError(key, f"{show(value)} {problem}; expected {expected}")
 
 
+class Problems:
+    """Every :class:`ConfigError` found in one read, in the order found.
+
+    A bad value is noted and reading goes on with its default; a table that cannot be
+    read at all (a required key missing, a cross-check failing) is given up alone through
+    :meth:`attempt`. :meth:`check` then raises one error carrying them all.
+    """
+
+    def __init__(self) -> None:
+        self.found: list[ConfigError] = []
+
+    def add(self, error: ConfigError) -> None:
+        self.found.extend(error.errors)
+
+    def attempt(self, read: Callable[[], T], fallback: T) -> T:
+        """``read()``; on a ConfigError note it and return ``fallback``."""
+        try:
+            return read()
+        except ConfigError as exc:
+            self.add(exc)
+            return fallback
+
+    def check(self) -> None:
+        """Raise one ConfigError listing every problem noted so far, if there is any."""
+        if self.found:
+            raise ConfigError.of(self.found)
+
+
 @dataclass(frozen=True, slots=True)
 class TableContext:
-    """What validation needs beyond the data: where relative paths start, the env."""
+    """What validation needs beyond the data: where relative paths start, the env, and
+    where problems are noted."""
 
     base_dir: Path
     env: Mapping[str, str]
+    problems: Problems = field(default_factory=Problems)
 
 
 class Table:
@@ -83,18 +116,24 @@ class Table:
         self.ctx = ctx
         for name in data:
             if name not in known:
-                raise ConfigError(self.key(name), unknown_key(name, known))
+                self.note(ConfigError(self.key(name), unknown_key(name, known)))
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
+    def note(self, error: ConfigError) -> None:
+        """Record a problem and read on."""
+        self.ctx.problems.add(error)
+
     def get(self, name: str, convert: Convert[T], default: T) -> T:
+        """The converted value, or ``default`` when absent or (noted as a problem) bad."""
         value = self.data.get(name, MISSING)
-        return default if value is MISSING else convert(self.key(name), value)
+        if value is MISSING:
+            return default
+        return self.ctx.problems.attempt(lambda: convert(self.key(name), value), default)
 
     def optional(self, name: str, convert: Convert[T]) -> T | None:
-        value = self.data.get(name, MISSING)
-        return None if value is MISSING else convert(self.key(name), value)
+        return self.get(name, convert, None)
 
     def require(self, name: str, convert: Convert[T], expected: str) -> T:
         value = self.data.get(name, MISSING)

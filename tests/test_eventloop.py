@@ -21,8 +21,8 @@ def test_auto_runs_on_uvloop_when_it_is_installed() -> None:
 
 def test_asyncio_forces_the_standard_loop() -> None:
     loop_class = eventloop.run(_loop_class(), "asyncio")
-    assert issubclass(loop_class, asyncio.BaseEventLoop)
     assert loop_class is not uvloop.Loop
+    assert issubclass(loop_class, asyncio.BaseEventLoop)
 
 
 # A controller without a uvloop wheel: the import fails (``None`` in sys.modules makes

@@ -29,12 +29,15 @@ CORE_FILES = (
     "stratum_client/api/ratelimit.py",
     "stratum_client/api/rest.py",
     "stratum_client/telemetry/topics.py",
+    "stratum_client/telemetry/commands.py",
     "stratum_client/telemetry/discovery.py",
     "stratum_client/energy/config.py",
     "stratum_client/energy/signals.py",
     "stratum_client/energy/power.py",
     "stratum_client/energy/governor.py",
+    "stratum_client/energy/policy.py",
     "stratum_client/energy/ledger.py",
+    "stratum_client/energy/intervals.py",
 )
 FORBIDDEN = {
     "asyncio",
@@ -123,6 +126,7 @@ KNOWN_IO_IMPORTS: dict[str, set[str]] = {
             "stratum_client.api.cgminer_writes",
             "stratum_client.api.rest",
             "stratum_client.telemetry.topics",
+            "stratum_client.telemetry.commands",
             "stratum_client.telemetry.discovery",
         )
     },

@@ -83,22 +83,34 @@ class AlertsConfig:
     webhooks: tuple[WebhookConfig, ...] = ()
 
 
-def parse_alerts(data: Mapping[str, object]) -> AlertsConfig:
+def parse_alerts(data: Mapping[str, object], problems: ts.Problems | None = None) -> AlertsConfig:
     """Validate the ``[alerts]`` table (an empty mapping gives the defaults: off).
 
-    ``data`` may come frozen (tuples for arrays) as the config loader hands tables on."""
+    Problems go to ``problems`` when given (the caller raises them with the rest of the
+    file's); otherwise every problem found is raised here as one :class:`ConfigError`.
+    ``data`` may come frozen (tuples for arrays), as the config loader hands tables on.
+    """
     hooks = data.get("webhooks")
     if isinstance(hooks, tuple):
         data = {**data, "webhooks": list(hooks)}
-    top = Table(data, "alerts", _TOP_KEYS, TableContext(Path.cwd(), {}))
+    ctx = TableContext(Path.cwd(), {}, problems or ts.Problems())
+    top = Table(data, "alerts", _TOP_KEYS, ctx)
+    none: list[Table] = []
+    tables = ctx.problems.attempt(lambda: top.array("webhooks", _WEBHOOK_KEYS), none)
+    read = [_webhook(table, i) for i, table in enumerate(tables)]
+    webhooks = tuple(hook for hook in read if hook is not None)
+    config = _thresholds(top, webhooks, bool(tables))
+    for error in _cross_checks(config, len(tables)):
+        ctx.problems.add(error)
+    if problems is None:
+        ctx.problems.check()
+    return config
+
+
+def _thresholds(top: Table, webhooks: tuple[WebhookConfig, ...], any_hooks: bool) -> AlertsConfig:
     seconds = ts.number(0.0, lo_open=True)
-    webhooks = tuple(_webhook(t, i) for i, t in enumerate(top.array("webhooks", _WEBHOOK_KEYS)))
-    names = [w.name for w in webhooks]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            raise ConfigError(f"alerts.webhooks[{i}].name", f"{name!r} is already used")
-    config = AlertsConfig(
-        enabled=top.get("enabled", ts.boolean, bool(webhooks)),
+    return AlertsConfig(
+        enabled=top.get("enabled", ts.boolean, any_hooks),
         interval=top.get("interval", ts.number(0.05, 3600.0), 1.0),
         pool_down_after=top.get("pool_down_after", seconds, 60.0),
         chain_dead_after=top.get("chain_dead_after", seconds, 120.0),
@@ -113,27 +125,41 @@ def parse_alerts(data: Mapping[str, object]) -> AlertsConfig:
         queue_size=top.get("queue_size", ts.integer(1, 10_000), 32),
         webhooks=webhooks,
     )
+
+
+def _cross_checks(config: AlertsConfig, tables: int) -> list[ConfigError]:
+    errors = []
+    names = [hook.name for hook in config.webhooks]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            errors.append(ConfigError(f"alerts.webhooks[{i}].name", f"{name!r} is already used"))
     if config.retry_max < config.retry_initial:
-        raise ConfigError(
-            "alerts.retry_max", f"must be at least retry_initial ({config.retry_initial:g})"
+        errors.append(
+            ConfigError(
+                "alerts.retry_max", f"must be at least retry_initial ({config.retry_initial:g})"
+            )
         )
-    if config.enabled and not webhooks:
-        raise ConfigError(
-            "alerts.webhooks", "is missing; enabled alerts need a [[alerts.webhooks]] table"
+    if config.enabled and not tables:
+        errors.append(
+            ConfigError(
+                "alerts.webhooks", "is missing; enabled alerts need a [[alerts.webhooks]] table"
+            )
         )
-    return config
+    return errors
 
 
-def _webhook(table: Table, index: int) -> WebhookConfig:
-    url = table.require("url", _http_url, "an http:// or https:// URL")
-    kinds = table.get("kinds", _kinds, frozenset(ALERT_KINDS))
-    return WebhookConfig(
+def _webhook(table: Table, index: int) -> WebhookConfig | None:
+    """One webhook, every key checked; None (its problems noted) if it has no usable URL."""
+    if "url" not in table.data:
+        table.note(ConfigError(table.key("url"), "is missing; expected an http:// or https:// URL"))
+    hook = WebhookConfig(
         name=table.get("name", ts.text, f"webhook{index}"),
-        url=url,
+        url=table.get("url", _http_url, ""),
         format=cast("Format", table.get("format", ts.choice(*FORMATS), "json")),
-        kinds=kinds,
+        kinds=table.get("kinds", _kinds, frozenset(ALERT_KINDS)),
         timeout=table.get("timeout", ts.number(0.0, 300.0, lo_open=True), 10.0),
     )
+    return hook if hook.url else None
 
 
 def _http_url(key: str, value: object) -> str:

@@ -131,6 +131,8 @@ class BoardReadings:
     """Latched regulator fault bits by name; an empty tuple is a good reading."""
     settling: bool = False
     """True just after reset release, when the ASIC diode is known to read nonsense."""
+    link_lost: bool = False
+    """The control channel itself is gone (unplugged), not a sensor."""
 
     def reading(self, sensor: Sensor) -> Reading[float] | Reading[tuple[str, ...]]:
         """The reading the safety policy checks for ``sensor``."""

@@ -15,7 +15,10 @@ One :class:`SafetyPolicy` watches one board. Each poll it is given the board's
 * **Recovery** once every reading has been good and below the critical thresholds minus
   ``hysteresis_c`` (fan spinning) for ``dwell_s``, and the safe state itself is that old;
   at most ``max_recoveries_per_hour`` in any hour, after which the board stays off
-  (:attr:`BoardState.LOCKED_OUT`) until the daemon restarts.
+  (:attr:`BoardState.LOCKED_OUT`) until the daemon restarts. A safe state caused only by
+  the control channel vanishing (an unplug) recovers after ``relink_dwell_s`` of good, cool
+  readings, at the same frequency and outside the hourly count; one hot reading while off
+  makes it an ordinary safe state again.
 
 Every change of state comes out as a :class:`Transition`, and :attr:`SafetyPolicy.snapshot`
 is what telemetry publishes.
@@ -72,6 +75,7 @@ class SafetyConfig:
     throttle_interval_s: float = 5.0
     throttle_hysteresis_c: float = 5.0
     restore_interval_s: float = 30.0
+    relink_dwell_s: float = 2.0
     kp: float = 5.0
     ki: float = 0.1
     kd: float = 2.0
@@ -206,6 +210,7 @@ class SafetyPolicy:
         self.recoveries: deque[float] = deque()
         self._spinning_at = now
         self._cool_since: float | None = None
+        self._unplugged = False
         self._last_throttle = -math.inf
         self._now = now
 
@@ -239,16 +244,17 @@ class SafetyPolicy:
             return self._while_off(readings, problems, now)
         trip = self._trip_reason(readings, problems, now)
         if trip is not None:
-            return self._enter_safe(trip, now)
+            return self._enter_safe(trip, now, unplugged=readings.link_lost)
         return self._fan(readings, now) + self._throttle(readings, now)
 
-    def fail(self, reason: str, now: float) -> list[Action]:
-        """Something went wrong outside the rules (an exception): safe state at once."""
+    def fail(self, reason: str, now: float, *, unplugged: bool = False) -> list[Action]:
+        """Something went wrong outside the rules (an exception, a failed write): safe
+        state at once; ``unplugged`` when the cause was the control channel vanishing."""
         self._now = now
         if self.off:
             self._cool_since = None
             return [EnterSafeState(reason)]
-        return self._enter_safe(reason, now)
+        return self._enter_safe(reason, now, unplugged=unplugged)
 
     # -- rules --------------------------------------------------------------------------
 
@@ -348,8 +354,9 @@ class SafetyPolicy:
         old, self.state, self.reason, self.since = self.state, new, reason, now
         return Transition(old, new, reason, now)
 
-    def _enter_safe(self, reason: str, now: float) -> list[Action]:
+    def _enter_safe(self, reason: str, now: float, *, unplugged: bool = False) -> list[Action]:
         self.safe_entries += 1
+        self._unplugged = unplugged
         self._cool_since = None
         self.fan_pct = 100.0
         return [self._transition(BoardState.SAFE, reason, now), EnterSafeState(reason)]
@@ -372,34 +379,38 @@ class SafetyPolicy:
             return []
         if not self._cool(readings, problems):
             self._cool_since = None
+            self._unplugged = self._unplugged and bool(problems)  # hot: a real safe state
             return []
         if self._cool_since is None:
             self._cool_since = now
-        dwell = self.config.dwell_s
+        dwell = self.config.relink_dwell_s if self._unplugged else self.config.dwell_s
         if now - self._cool_since < dwell or now - self.since < dwell:
             return []
         self._forget_old_recoveries(now)
         limit = self.config.max_recoveries_per_hour
-        if len(self.recoveries) >= limit:
+        if not self._unplugged and len(self.recoveries) >= limit:
             count = len(self.recoveries)
             reason = f"stays off: {count} recoveries in the last hour (limit {limit})"
             return [self._transition(BoardState.LOCKED_OUT, reason, now), StayOff(reason)]
         return self._recover(now)
 
     def _recover(self, now: float) -> list[Action]:
-        self.recoveries.append(now)
+        unplugged, self._unplugged = self._unplugged, False
         self.bad_readings = 0
         self._spinning_at = now
         self._cool_since = None
         self._last_throttle = now
-        if self.frequency_mhz is not None and self.min_mhz is not None:
+        if not unplugged:
+            self.recoveries.append(now)
+        if not unplugged and self.frequency_mhz is not None and self.min_mhz is not None:
             lower = self.frequency_mhz - self.config.frequency_step_mhz
             self.frequency_mhz = max(self.min_mhz, lower)
         self.pid.reset(self.config.start_fan_pct)
         self.fan_pct = None
         throttled = self.frequency_mhz is not None and self.frequency_mhz < (self.nominal_mhz or 0)
         new = BoardState.THROTTLED if throttled else BoardState.MINING
-        reason = f"cooled for {self.config.dwell_s:g} s after: {self.reason}"
+        why = "control channel back" if unplugged else f"cooled for {self.config.dwell_s:g} s"
+        reason = f"{why} after: {self.reason}"
         return [self._transition(new, reason, now), Recover(reason, self.frequency_mhz)]
 
     def _forget_old_recoveries(self, now: float) -> None:

@@ -20,30 +20,31 @@ import math
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
 import structlog
 
 from stratum_client.asic.base import AsicDriver, FoundNonce
-from stratum_client.asic.registry import load_driver
 from stratum_client.config import Config, DeviceConfig, load_config
-from stratum_client.daemon.chain import ChainRunner, ChainStatus
+from stratum_client.daemon.chain import ChainRunner
+from stratum_client.daemon.chain_drivers import resolve_drivers
 from stratum_client.daemon.dispatcher import (
     Action,
     ChainSpec,
     Dispatcher,
-    DispatchSnapshot,
     FlushChains,
     SetVersionMask,
     SubmitShare,
 )
+from stratum_client.daemon.reload import sections_needing_restart
 from stratum_client.daemon.signals import signal_handlers
-from stratum_client.errors import DriverError, StratumClientError
+from stratum_client.daemon.snapshot import DaemonSnapshot, format_hashrate, status_line
+from stratum_client.errors import StratumClientError
 from stratum_client.logsetup import register_secret
 from stratum_client.pool.manager import PoolManager
-from stratum_client.pool.types import ManagerEvent, PoolStatus, SessionEvent
+from stratum_client.pool.types import ManagerEvent, SessionEvent
 from stratum_client.protocol import events as ev
 from stratum_client.sdnotify import Notifier, watchdog_interval
 from stratum_client.work.job import Work
@@ -81,31 +82,7 @@ EXIT_RESTART: Final = 75
 cleanly, so it stops cleanly and asks the service manager to start it again (the shipped
 unit lists 75 in ``RestartForceExitStatus=`` and ``SuccessExitStatus=``)."""
 
-_RESTART_SECTIONS: Final = {
-    "devices": "[[devices]]",
-    "pool_policy": "[pool_policy]",
-    "api": "[api]",
-    "telemetry": "[telemetry]",
-    "energy": "[energy]",
-    "alerts": "[alerts]",
-}
-"""Config sections a reload does not apply (chains, APIs and MQTT clients keep running),
-by attribute, with the name the file gives them."""
-
 _log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonSnapshot:
-    """Everything the status line, the demo summary and the APIs show, at one instant."""
-
-    uptime: float
-    stopping: bool
-    pools: tuple[PoolStatus, ...]
-    dispatch: DispatchSnapshot
-    chains: tuple[ChainStatus, ...]
-    unavailable: tuple[tuple[str, str], ...]
-    """Chains whose driver could not be loaded, with why."""
 
 
 class Daemon:
@@ -138,7 +115,7 @@ class Daemon:
         self._stopping = False
         self._exit_status = 0
         _register_secrets(config)
-        drivers, self._unavailable = _resolve_drivers(config.devices)
+        drivers, self._unavailable = resolve_drivers(config.devices)
         self._dispatcher = Dispatcher(
             [_chain_spec(device, cls) for device, cls in drivers],
             pending_limit=config.pool_policy.pending_share_limit,
@@ -376,11 +353,7 @@ class Daemon:
         _register_secrets(new)
         if self._on_reload is not None:
             self._on_reload(new)
-        needs_restart = [
-            name
-            for section, name in _RESTART_SECTIONS.items()
-            if getattr(new, section) != getattr(self._config, section)
-        ]
+        needs_restart = sections_needing_restart(self._config, new)
         if needs_restart:
             _log.warning(
                 "these config sections changed but take effect only after a restart",
@@ -429,30 +402,6 @@ def _register_secrets(config: Config) -> None:
         register_secret(secret)
 
 
-def _resolve_drivers(
-    devices: tuple[DeviceConfig, ...],
-) -> tuple[list[tuple[DeviceConfig, type[AsicDriver]]], tuple[tuple[str, str], ...]]:
-    """Driver classes of the enabled devices; chains whose driver is missing are left out.
-
-    A missing driver is an installation problem no retry can fix, so those chains are
-    reported and skipped; the daemon refuses to start only when no chain is left.
-    """
-    found: list[tuple[DeviceConfig, type[AsicDriver]]] = []
-    missing: list[tuple[str, str]] = []
-    for device in devices:
-        if not device.enabled:
-            continue
-        try:
-            found.append((device, load_driver(device.driver)))
-        except DriverError as exc:
-            _log.error("chain left out: driver unavailable", chain=device.name, error=str(exc))
-            missing.append((device.name, str(exc)))
-    if not found:
-        reasons = "; ".join(f"{name}: {why}" for name, why in missing) or "none enabled"
-        raise DriverError(f"no chain can run ({reasons})")
-    return found, tuple(missing)
-
-
 def _chain_spec(device: DeviceConfig, cls: type[AsicDriver]) -> ChainSpec:
     """What the dispatcher needs; chips take the ticket rounded down to a power of two."""
     ticket = 2.0 ** math.floor(math.log2(device.ticket_difficulty))
@@ -462,25 +411,3 @@ def _chain_spec(device: DeviceConfig, cls: type[AsicDriver]) -> ChainSpec:
         chips=device.chips,
         ticket_difficulty=ticket * device.difficulty_scale,
     )
-
-
-def status_line(snap: DaemonSnapshot) -> str:
-    """One line for ``systemctl status`` and the demo: pool, share counts, hashrate."""
-    d = snap.dispatch
-    pool = "no pool"
-    if d.active_pool is not None:
-        name = next((p.name for p in d.pools if p.index == d.active_pool), "?")
-        pool = f"pool {name}" if d.session_up else f"pool {name} (down)"
-    running = sum(1 for c in snap.chains if c.state == "running")
-    return (
-        f"{pool}: {d.accepted} accepted, {d.rejected} rejected, "
-        f"{d.total.shares.stale} stale, {d.lost} lost, {format_hashrate(d.total.hashrate.m1)}, "
-        f"{running}/{len(snap.chains)} chains"
-    )
-
-
-def format_hashrate(hashes_per_second: float) -> str:
-    for unit, scale in (("TH/s", 1e12), ("GH/s", 1e9), ("MH/s", 1e6), ("kH/s", 1e3)):
-        if hashes_per_second >= scale:
-            return f"{hashes_per_second / scale:.2f} {unit}"
-    return f"{hashes_per_second:.0f} H/s"

@@ -29,8 +29,8 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -40,9 +40,12 @@ from stratum_client.asic.registry import load_driver
 from stratum_client.config import Config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
 from stratum_client.daemon.chain import ChainRunner
+from stratum_client.daemon.energy_clocks import ScaledClocks
+from stratum_client.daemon.energy_report import StepRecord, governor_state, ledger_payload
 from stratum_client.energy.config import EnergyConfig
 from stratum_client.energy.governor import Decision, Governor
-from stratum_client.energy.ledger import IntervalAccumulator, Ledger, LedgerRow
+from stratum_client.energy.intervals import IntervalAccumulator, LedgerRow
+from stratum_client.energy.ledger import Ledger
 from stratum_client.energy.mqtt_signals import SignalSubscriber
 from stratum_client.energy.power import DevicePower
 from stratum_client.energy.signals import SignalBoard
@@ -84,45 +87,6 @@ def energy_services(
     return [EnergyService(config, time_scale=time_scale, reconnect_max=reconnect_max)]
 
 
-@dataclass(frozen=True, slots=True)
-class StepRecord:
-    """One control step as the service saw and applied it (for observers and tests)."""
-
-    now: float
-    """Governor clock (scaled monotonic seconds)."""
-    wall: float
-    """Ledger clock (scaled Unix seconds)."""
-    decision: Decision
-    snapshot: DaemonSnapshot
-    """Taken just before the decision was applied."""
-
-    @property
-    def power_w(self) -> float:
-        """The miners' total draw as the governor decided it."""
-        return sum(d.power_w for d in self.decision.per_device.values())
-
-
-class _Clocks:
-    """The governor's and the ledger's clocks, optionally sped up (replays, demos)."""
-
-    def __init__(self, scale: float) -> None:
-        if not (math.isfinite(scale) and scale > 0):
-            raise ValueError(f"time_scale must be a positive number, got {scale!r}")
-        self.scale = scale
-        self._mono0 = time.monotonic()
-        self._wall0 = time.time()
-
-    def now(self) -> float:
-        if self.scale == 1.0:
-            return time.monotonic()
-        return self._mono0 + (time.monotonic() - self._mono0) * self.scale
-
-    def wall(self) -> float:
-        if self.scale == 1.0:
-            return time.time()
-        return self._wall0 + (time.monotonic() - self._mono0) * self.scale
-
-
 @dataclass(slots=True)
 class _Seen:
     """Counters already handed to the accumulator, per device."""
@@ -145,7 +109,7 @@ class EnergyService:
     ) -> None:
         self.config = config
         self.energy: EnergyConfig = config.energy
-        self._clocks = _Clocks(time_scale)
+        self._clocks = ScaledClocks(time_scale)
         self._reconnect_max = reconnect_max
         self._on_step = on_step
         self._base_topic = config.telemetry.mqtt.base_topic.rstrip("/")
@@ -360,7 +324,7 @@ class EnergyService:
         that a loaded machine had not scheduled yet (seen in CI). A commit is one small
         WAL append and fsync, once per interval; a slow one is logged.
         """
-        self._publish(LEDGER_TOPIC, _ledger_payload(rows))
+        self._publish(LEDGER_TOPIC, ledger_payload(rows))
         if ledger is None:
             return
         pending = [*self._unstored, *rows]
@@ -403,45 +367,16 @@ class EnergyService:
         chains = {r.name: r.status for r in (daemon.runners if daemon else ())}
         if record is not None and not chains:
             chains = {c.name: c for c in record.snapshot.chains}
-        now = self._clocks.now()
-        devices: dict[str, object] = {}
-        if record is not None:
-            for name, want in record.decision.per_device.items():
-                chain = chains.get(name)
-                devices[name] = {
-                    "run": want.run,
-                    "frequency_mhz": want.frequency_mhz,
-                    "power_w": round(want.power_w, 3),
-                    "measured": want.measured,
-                    "reason": want.reason,
-                    "state": str(chain.state) if chain else None,
-                    "paused_by": list(chain.paused_by) if chain else [],
-                    "chip_frequency_mhz": chain.frequency_mhz if chain else None,
-                }
-        decision = record.decision if record else None
-        return {
-            "mode": self.energy.policy.label,
-            "fail_safe": self.energy.policy.fail_safe,
-            "fail_safe_engaged": decision.fail_safe_engaged if decision else None,
-            "fail_safe_reason": decision.fail_safe_reason if decision else None,
-            "surplus_w": decision.surplus_w if decision else None,
-            "carbon_intensity": decision.carbon_intensity if decision else None,
-            "power_w": round(record.power_w, 3) if record else None,
-            "devices": devices,
-            "signals": {
-                name: {
-                    "state": s.state,
-                    "value": s.value,
-                    "age_s": None if s.age is None else round(s.age, 1),
-                    "problem": s.problem,
-                }
-                for name, s in self.board.status(now).items()
-            },
-            "broker": self.board.link_problem or "connected",
-            "ledger": str(self.ledger_path) if self.ledger_path else None,
-            "ledger_problem": self.ledger_problem,
-            "problem": self.problem,
-        }
+        return governor_state(
+            self.energy.policy,
+            record,
+            chains,
+            self.board.status(self._clocks.now()),
+            broker=self.board.link_problem or "connected",
+            ledger=self.ledger_path,
+            ledger_problem=self.ledger_problem,
+            problem=self.problem,
+        )
 
     def _report(self, record: StepRecord, daemon: Daemon) -> None:
         """Publish the state when it changed, or every STATE_HEARTBEAT real seconds."""
@@ -456,16 +391,3 @@ class EnergyService:
 
     def _publish(self, topic: str, payload: bytes) -> None:
         self.subscriber.publish(f"{self._base_topic}/{topic}", payload)
-
-
-def _ledger_payload(rows: list[LedgerRow]) -> bytes:
-    """The closed interval(s): every row, and their sums (JSON)."""
-    summed = ("energy_kwh", "surplus_kwh", "grid_kwh", "carbon_g", "shares", "hashes")
-    total: Mapping[str, float] = {key: sum(getattr(row, key) for row in rows) for key in summed}
-    body = {
-        "start": min(row.start for row in rows),
-        "end": max(row.end for row in rows),
-        "total": dict(total),
-        "devices": [asdict(row) for row in rows],
-    }
-    return json.dumps(body).encode()

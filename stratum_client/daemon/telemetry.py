@@ -29,22 +29,22 @@ from stratum_client.api.cgminer_server import CgminerServer
 from stratum_client.api.model import (
     ChipState,
     DeviceState,
-    DeviceStatus,
     Hashrate,
     MinerState,
     MiningState,
     PoolShares,
 )
 from stratum_client.api.rest_server import RestServer
-from stratum_client.asic.base import AsicDriver, ChipCounters
+from stratum_client.asic.base import AsicDriver
 from stratum_client.asic.registry import load_driver
-from stratum_client.config import Config, ListenAddress, parse_config
+from stratum_client.config import Config, ListenAddress, parse_pool
+from stratum_client.daemon import chip_health
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
-from stratum_client.daemon.chain import ChainRunner, ChainState, ChainStatus
+from stratum_client.daemon.chain import ChainRunner, ChainStatus
 from stratum_client.daemon.dispatcher import DeviceSnapshot, PoolSnapshot
+from stratum_client.daemon.power_estimate import PowerEstimates
 from stratum_client.daemon.stats import HASHES_PER_DIFF1, HashrateReading
-from stratum_client.energy.power import DevicePower
-from stratum_client.errors import DriverError, InputError, StratumClientError
+from stratum_client.errors import DriverError, InputError
 from stratum_client.secrets import Secret
 from stratum_client.telemetry.mqtt import MqttTelemetry
 from stratum_client_bm13xx.chips import MODELS
@@ -65,10 +65,6 @@ COMMAND_HOLD: Final = "command"
 """The hold a pause command puts on every chain (``ChainStatus.paused_by``)."""
 FREQUENCY_WAIT: Final = 30.0
 """Longest wait for a running chain to reach a requested frequency before answering."""
-ALIVE_INTERVALS: Final = 20.0
-"""A chip is alive if its last nonce is within this many expected nonce intervals…"""
-ALIVE_FLOOR: Final = 60.0
-"""…or within this many seconds, whichever is longer (slow chains, start-up)."""
 
 _log = structlog.get_logger(__name__)
 
@@ -96,7 +92,7 @@ class StateBuilder:
         self._wall = wall_clock
         self._driver_clock = driver_clock
         self._models: dict[str, str] = {}
-        self._power: dict[str, DevicePower | None] = {}
+        self._power = PowerEstimates(daemon.config.energy)
         self._started: dict[str, tuple[int, float]] = {}
         """Per chain: the ``starts`` count last seen and the uptime when it changed."""
 
@@ -155,7 +151,6 @@ class StateBuilder:
         model = self._model(status.driver, driver)
         frequency = self._frequency(status, runner, model)
         chips = self._chips(status, driver, stats, mono)
-        device_status = _device_status(status.state, chips)
         total = stats.total if stats is not None else None
         driver_hw = sum(chip.hw_errors for chip in chips)
         return DeviceState(
@@ -163,7 +158,7 @@ class StateBuilder:
             model=model,
             chips=status.chips,
             frequency_mhz=frequency,
-            status=device_status,
+            status=chip_health.device_status(status.state, chips),
             hashrate=_hashrate(total.hashrate) if total else Hashrate(),
             accepted=total.shares.accepted if total else 0,
             rejected=total.shares.rejected if total else 0,
@@ -174,7 +169,7 @@ class StateBuilder:
             last_share_at=_to_wall(
                 total.shares.last_share_at if total else None, snap.dispatch.at, self._wall()
             ),
-            power_w=self._power_w(status, runner, model, frequency),
+            power_w=self._power.watts(status, runner.device if runner else None, model, frequency),
             elapsed=self._elapsed(status, snap.uptime),
             chip_counters=chips,
         )
@@ -199,52 +194,14 @@ class StateBuilder:
         chip = MODELS.get(model)
         return chip.default_mhz if chip is not None else 0.0
 
+    @staticmethod
     def _chips(
-        self,
-        status: ChainStatus,
-        driver: AsicDriver | None,
-        stats: DeviceSnapshot | None,
-        mono: float,
+        status: ChainStatus, driver: AsicDriver | None, stats: DeviceSnapshot | None, mono: float
     ) -> tuple[ChipState, ...]:
         """Per-chip health from the driver's counters (they reset with the driver)."""
         if driver is None:
             return ()
-        counters: list[ChipCounters] = driver.counters
-        window = _alive_window(stats, len(counters))
-        judged = status.state is ChainState.RUNNING
-        return tuple(
-            ChipState.from_counters(
-                index, chip, mono, alive=not judged or _alive(chip, mono, window)
-            )
-            for index, chip in enumerate(counters)
-        )
-
-    def _power_w(
-        self, status: ChainStatus, runner: ChainRunner | None, model: str, mhz: float
-    ) -> float | None:
-        """Modelled draw: hashing at ``mhz``, the idle figure when paused, 0 when down."""
-        power = self._power_model(status.name, runner, model)
-        if power is None:
-            return None
-        if status.state is ChainState.RUNNING:
-            return power.watts(mhz)
-        if status.state is ChainState.PAUSED:
-            return power.idle_watts
-        return 0.0
-
-    def _power_model(self, name: str, runner: ChainRunner | None, model: str) -> DevicePower | None:
-        if name not in self._power:
-            power: DevicePower | None = None
-            if runner is not None:
-                device = runner.device
-                try:
-                    power = self.daemon.config.energy.device_power(
-                        name, model, device.chips, device.frequency_mhz
-                    )
-                except StratumClientError as exc:
-                    _log.info("no power estimate for chain", chain=name, reason=str(exc))
-            self._power[name] = power
-        return self._power[name]
+        return chip_health.chip_states(driver.counters, status.state, stats, mono)
 
     def _elapsed(self, status: ChainStatus, uptime: float) -> float:
         """Seconds since the chain last started: the daemon's uptime for the first start,
@@ -282,33 +239,6 @@ def _hashrate(reading: HashrateReading) -> Hashrate:
 def _to_wall(at: float | None, now: float, wall_now: float) -> float | None:
     """A daemon-clock instant as Unix time."""
     return None if at is None else wall_now - max(0.0, now - at)
-
-
-def _device_status(state: ChainState, chips: tuple[ChipState, ...]) -> DeviceStatus:
-    if state is ChainState.STARTING:
-        return DeviceStatus.INITIALISING
-    if state in (ChainState.RETRYING, ChainState.STOPPED):
-        return DeviceStatus.DEAD
-    if chips and not all(chip.alive for chip in chips):
-        return DeviceStatus.SICK
-    return DeviceStatus.ALIVE
-
-
-def _alive_window(stats: DeviceSnapshot | None, chips: int) -> float:
-    """How long a chip may stay silent: 20 expected nonce intervals at the chain's
-    measured 5-minute rate (so an emulated or slow chain is judged by itself)."""
-    if stats is None or chips == 0:
-        return ALIVE_FLOOR
-    rate = stats.total.hashrate.m5
-    per_nonce = stats.ticket_difficulty * HASHES_PER_DIFF1
-    if rate <= 0 or per_nonce <= 0:
-        return ALIVE_FLOOR
-    interval = per_nonce * chips / rate
-    return max(ALIVE_FLOOR, ALIVE_INTERVALS * interval)
-
-
-def _alive(chip: ChipCounters, now: float, window: float) -> bool:
-    return chip.last_nonce_at is not None and now - chip.last_nonce_at <= window
 
 
 # --------------------------------------------------------------------------- control
@@ -378,10 +308,8 @@ class DaemonControl:
 
     async def add_pool(self, url: str, user: str, password: Secret) -> int:
         """Validate like a ``[[pools]]`` table, then append at the lowest priority."""
-        table = {"url": url, "user": user, "password": password.reveal()}
-        placeholder = {"name": "placeholder", "driver": "bm1366", "port": "/dev/null", "chips": 1}
         try:
-            pool = parse_config({"pools": [table], "devices": [placeholder]}).pools[0]
+            pool = parse_pool({"url": url, "user": user, "password": password.reveal()})
         except InputError as exc:
             raise InputError("pool", exc.problem) from None
         names = {status.name for status in self.daemon.manager.statuses()}

@@ -6,7 +6,7 @@ The pieces, from the outside in::
                                                       │
     config.parse_energy ──► governor.Governor.step(now, board) ──► Decision
                                                       │                 │
-                               the daemon applies changes      ledger.IntervalAccumulator
+                               the daemon applies changes   intervals.IntervalAccumulator
                                (frequency ramp, pause)                  │
                                                                  ledger.Ledger (SQLite)
 
@@ -29,7 +29,8 @@ from stratum_client.energy.governor import (
     SurplusPolicy,
     ThresholdPolicy,
 )
-from stratum_client.energy.ledger import IntervalAccumulator, Ledger, LedgerRow, Totals
+from stratum_client.energy.intervals import IntervalAccumulator, LedgerRow
+from stratum_client.energy.ledger import Ledger, Totals
 from stratum_client.energy.power import ChipPower, DevicePower, PowerSample, calibrate
 from stratum_client.energy.signals import SignalBoard, SignalError, SignalSpec, SignalUpdate
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import cast
 
 from stratum_client import tomlschema as ts
-from stratum_client.energy.governor import (
+from stratum_client.energy.policy import (
     FAIL_SAFES,
     MODES,
     Mode,
@@ -142,97 +143,74 @@ def _unknown_model(model: str) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-class _Table(Table):
-    """A table of the ``[energy]`` section, with the optional-value readers it needs."""
-
-    def __init__(self, data: object, path: str, known: tuple[str, ...]) -> None:
-        super().__init__(data, path, known, _NO_FILES)
-
-    def has(self, name: str) -> bool:
-        return name in self.data
-
-    def number(
-        self, name: str, default: float | None, lo: float = -math.inf, lo_open: bool = False
-    ) -> float | None:
-        value = self.data.get(name)
-        if value is None:
-            return default
-        return ts.number(lo, lo_open=lo_open)(self.key(name), value)
-
-    def required(self, name: str, lo: float = -math.inf, lo_open: bool = False) -> float:
-        return self.require(name, ts.number(lo, lo_open=lo_open), "a number")
-
-    def boolean(self, name: str, default: bool) -> bool:
-        return self.get(name, ts.boolean, default)
-
-    def text(self, name: str) -> str | None:
-        return self.optional(name, ts.text)
-
-    def table(self, name: str, known: tuple[str, ...]) -> _Table:
-        return _Table(self.data.get(name, {}), self.key(name), known)
+_ANY = ts.number(-math.inf)
+_POSITIVE = ts.number(0, lo_open=True)
+_NON_NEGATIVE = ts.number(0)
 
 
-_NO_FILES = TableContext(Path.cwd(), {})
-"""The energy section names no files relative to the config (the ledger path is absolute
-or under the state directory), so its tables need no base directory or environment."""
-
-
-def _signal(t: _Table, name: str) -> SignalSpec:
-    topic = t.text("topic")
-    if topic is None:
-        raise ConfigError(t.key("topic"), "is missing; expected the MQTT topic to read")
+def _signal(t: Table, name: str) -> SignalSpec:
+    topic = t.require("topic", ts.text, "the MQTT topic to read")
     if any(c in topic for c in "+#\x00"):
         raise ConfigError(t.key("topic"), f"{topic!r} has a wildcard; expected one topic")
-    path_text = t.text("path")
+    path_text = t.optional("path", ts.text)
     try:
         path = parse_path(path_text) if path_text is not None else ()
     except ValueError as exc:
         raise ConfigError(t.key("path"), str(exc)) from None
-    scale = t.number("scale", 1.0)
+    scale = t.get("scale", _ANY, 1.0)
     if scale == 0:
         raise ConfigError(t.key("scale"), "0 would make every reading zero")
     return SignalSpec(
         name=name,
         topic=topic,
         path=path,
-        scale=cast("float", scale),
-        invert=t.boolean("invert", False),
-        max_age=cast("float", t.number("max_age", 60.0, 0.0, lo_open=True)),
+        scale=scale,
+        invert=t.get("invert", ts.boolean, False),
+        max_age=t.get("max_age", _POSITIVE, 60.0),
     )
 
 
-def _signals(t: _Table) -> tuple[SignalSpec, ...]:
-    return tuple(_signal(t.table(name, _SIGNAL_KEYS), name) for name in t.data)
+def _signals(t: Table) -> tuple[SignalSpec, ...]:
+    read = [t.ctx.problems.attempt(partial(_named_signal, t, name), None) for name in t.data]
+    return tuple(spec for spec in read if spec is not None)
 
 
-def _device(t: _Table, name: str) -> DeviceEnergyConfig:
+def _named_signal(t: Table, name: str) -> SignalSpec:
+    return _signal(t.table(name, _SIGNAL_KEYS), name)
+
+
+def _device(t: Table, name: str) -> DeviceEnergyConfig:
     power = None
-    if t.has("power"):
+    if "power" in t.data:
         power = _signal(t.table("power", _SIGNAL_KEYS), device_power_signal(name))
     return DeviceEnergyConfig(
         name=name,
-        chip_model=t.text("chip_model"),
-        watts_per_chip_at_default=t.number("watts_per_chip_at_default", None, 0, lo_open=True),
-        static_watts=t.number("static_watts", None, 0),
-        idle_watts=cast("float", t.number("idle_watts", 0.0, 0)),
-        voltage_mv=t.number("voltage_mv", None, 0, lo_open=True),
-        min_frequency_mhz=t.number("min_frequency_mhz", None, 0, lo_open=True),
-        max_frequency_mhz=t.number("max_frequency_mhz", None, 0, lo_open=True),
+        chip_model=t.optional("chip_model", ts.text),
+        watts_per_chip_at_default=t.optional("watts_per_chip_at_default", _POSITIVE),
+        static_watts=t.optional("static_watts", _NON_NEGATIVE),
+        idle_watts=t.get("idle_watts", _NON_NEGATIVE, 0.0),
+        voltage_mv=t.optional("voltage_mv", _POSITIVE),
+        min_frequency_mhz=t.optional("min_frequency_mhz", _POSITIVE),
+        max_frequency_mhz=t.optional("max_frequency_mhz", _POSITIVE),
         power=power,
     )
 
 
-def _devices(t: _Table, known: Collection[str] | None) -> dict[str, DeviceEnergyConfig]:
+def _devices(t: Table, known: Collection[str] | None) -> dict[str, DeviceEnergyConfig]:
     devices = {}
     for name in t.data:
         if known is not None and name not in known:
             listing = ", ".join(sorted(known)) or "none"
-            raise ConfigError(t.key(name), f"no [[devices]] entry is named so (have: {listing})")
-        devices[name] = _device(t.table(name, _DEVICE_KEYS), name)
+            t.note(ConfigError(t.key(name), f"no [[devices]] entry is named so (have: {listing})"))
+            continue
+        read = partial(_device, t.table(name, _DEVICE_KEYS), name)
+        device = t.ctx.problems.attempt(read, None)
+        if device is not None:
+            devices[name] = device
     return devices
 
 
-def _modes(t: _Table) -> tuple[Mode, ...]:
+def _modes(t: Table) -> tuple[Mode, ...]:
     raw = t.data.get("mode", "always")
     items = [raw] if isinstance(raw, str) else raw
     if not isinstance(items, list) or not items or not all(isinstance(m, str) for m in items):
@@ -245,25 +223,24 @@ def _modes(t: _Table) -> tuple[Mode, ...]:
     return tuple(cast("list[Mode]", items))
 
 
-def _threshold(t: _Table, name: str, limit_key: str, needed: bool) -> ThresholdPolicy | None:
+def _threshold(t: Table, name: str, limit_key: str, needed: bool) -> ThresholdPolicy | None:
     table = t.table(name, (limit_key, "margin"))
     if not needed and not table.data:
         return None
-    limit = table.required(limit_key, 0)
-    margin = table.number("margin", 0.05 * limit, 0)
-    return ThresholdPolicy(limit, cast("float", margin))
+    limit = table.require(limit_key, _NON_NEGATIVE, "a number")
+    return ThresholdPolicy(limit, table.get("margin", _NON_NEGATIVE, 0.05 * limit))
 
 
-def _surplus(t: _Table) -> SurplusPolicy:
+def _surplus(t: Table) -> SurplusPolicy:
     s = t.table("surplus", ("margin_w", "reserve_w", "net_of_miner"))
     return SurplusPolicy(
-        margin_w=cast("float", s.number("margin_w", 5.0, 0)),
-        reserve_w=cast("float", s.number("reserve_w", 0.0, 0)),
-        net_of_miner=s.boolean("net_of_miner", True),
+        margin_w=s.get("margin_w", _NON_NEGATIVE, 5.0),
+        reserve_w=s.get("reserve_w", _NON_NEGATIVE, 0.0),
+        net_of_miner=s.get("net_of_miner", ts.boolean, True),
     )
 
 
-def _policy(t: _Table) -> Policy:
+def _policy(t: Table) -> Policy:
     modes = _modes(t)
     fail_safe = t.data.get("fail_safe", "pause")
     if fail_safe not in FAIL_SAFES:
@@ -273,22 +250,22 @@ def _policy(t: _Table) -> Policy:
     return Policy(
         modes=modes,
         fail_safe=fail_safe,
-        control_interval=cast("float", t.number("control_interval", 1.0, 0, lo_open=True)),
-        min_dwell=cast("float", t.number("min_dwell", 300.0, 0)),
+        control_interval=t.get("control_interval", _POSITIVE, 1.0),
+        min_dwell=t.get("min_dwell", _NON_NEGATIVE, 300.0),
         surplus=_surplus(t),
         carbon=_threshold(t, "carbon", "max_intensity", "carbon" in modes),
         price=_threshold(t, "price", "max_price", "price" in modes),
     )
 
 
-def _ledger(t: _Table) -> LedgerConfig:
-    path = t.text("path")
+def _ledger(t: Table) -> LedgerConfig:
+    path = t.optional("path", ts.text)
     return LedgerConfig(
-        enabled=t.boolean("enabled", True),
+        enabled=t.get("enabled", ts.boolean, True),
         path=None if path is None else Path(path),
-        interval=cast("float", t.number("interval", 60.0, 1)),
-        surplus_g_per_kwh=cast("float", t.number("surplus_g_per_kwh", 0.0, 0)),
-        default_grid_g_per_kwh=t.number("default_grid_g_per_kwh", None, 0),
+        interval=t.get("interval", ts.number(1), 60.0),
+        surplus_g_per_kwh=t.get("surplus_g_per_kwh", _NON_NEGATIVE, 0.0),
+        default_grid_g_per_kwh=t.optional("default_grid_g_per_kwh", _NON_NEGATIVE),
     )
 
 
@@ -309,21 +286,38 @@ def _cross_check(policy: Policy, signals: tuple[SignalSpec, ...]) -> None:
 
 
 def parse_energy(
-    data: Mapping[str, object], device_names: Collection[str] | None = None
+    data: Mapping[str, object],
+    device_names: Collection[str] | None = None,
+    *,
+    problems: ts.Problems | None = None,
 ) -> EnergyConfig:
-    """Validate the ``[energy]`` table; ``device_names`` lets device sections be checked."""
-    top = _Table(data, "energy", _TOP_KEYS)
-    policy = _policy(top)
+    """Validate the ``[energy]`` table; ``device_names`` lets device sections be checked.
+
+    Problems go to ``problems`` when given (the caller raises them with the rest of the
+    file's); otherwise every problem found is raised here as one :class:`ConfigError`.
+    """
+    # The energy section names no files relative to the config (the ledger path is
+    # absolute or under the state directory): no base directory or environment needed.
+    ctx = TableContext(Path.cwd(), {}, problems or ts.Problems())
+    attempt = ctx.problems.attempt
+    top = Table(data, "energy", _TOP_KEYS, ctx)
+    policy = attempt(partial(_policy, top), None)
     raw_devices = top.data.get("devices", {})
     names = tuple(raw_devices) if isinstance(raw_devices, Mapping) else ()
-    devices = _devices(top.table("devices", names), device_names)
-    site = _signals(top.table("signals", SITE_SIGNALS))
+    devices: dict[str, DeviceEnergyConfig]
+    devices = attempt(lambda: _devices(top.table("devices", names), device_names), {})
+    site: tuple[SignalSpec, ...]
+    site = attempt(lambda: _signals(top.table("signals", SITE_SIGNALS)), ())
     device_signals = tuple(d.power for d in devices.values() if d.power is not None)
-    _cross_check(policy, site)
-    return EnergyConfig(
-        enabled=top.boolean("enabled", bool(data)),
-        policy=policy,
+    if policy is not None:
+        attempt(partial(_cross_check, policy, site), None)
+    energy = EnergyConfig(
+        enabled=top.get("enabled", ts.boolean, bool(data)),
+        policy=policy or Policy(),
         signals=site + device_signals,
         devices=MappingProxyType(devices),
-        ledger=_ledger(top.table("ledger", _LEDGER_KEYS)),
+        ledger=attempt(lambda: _ledger(top.table("ledger", _LEDGER_KEYS)), LedgerConfig()),
     )
+    if problems is None:
+        ctx.problems.check()
+    return energy

@@ -57,93 +57,66 @@ class Sensor:
 
 MEASUREMENT, TOTAL = "measurement", "total_increasing"
 
+
+def _hashrate(window: str) -> Sensor:
+    key = f"hashrate_{window}"
+    name = f"Hashrate {window}"
+    return Sensor(key, name, key, "GH/s", None, MEASUREMENT, "mdi:pickaxe", precision=2)
+
+
+def _counter(key: str, name: str, icon: str, diagnostic: bool = False) -> Sensor:
+    """A count that only grows (shares, errors, blocks)."""
+    return Sensor(key, name, key, state_class=TOTAL, icon=icon, diagnostic=diagnostic)
+
+
+def _gauge(key: str, name: str, icon: str, precision: int | None = None) -> Sensor:
+    """A unitless measurement (a difficulty, a chip count)."""
+    return Sensor(key, name, key, state_class=MEASUREMENT, icon=icon, precision=precision)
+
+
+def _reading(key: str, name: str, field: str, unit: str, precision: int) -> Sensor:
+    """A measurement whose HA device class is its key (power, frequency, ...)."""
+    return Sensor(key, name, field, unit, key, MEASUREMENT, precision=precision)
+
+
+def _enum(key: str, name: str, field: str, options: tuple[str, ...]) -> Sensor:
+    return Sensor(key, name, field, device_class="enum", options=options)
+
+
+_CHIPS_ALIVE = _gauge("chips_alive", "Chips alive", "mdi:chip")
+_HW_ERRORS = _counter("hw_errors", "Hardware errors", "mdi:alert", diagnostic=True)
+
 MINER_SENSORS = (
-    Sensor(
-        "hashrate_1m",
-        "Hashrate 1m",
-        "hashrate_1m",
-        "GH/s",
-        None,
-        MEASUREMENT,
-        "mdi:pickaxe",
-        precision=2,
-    ),
-    Sensor(
-        "hashrate_5m",
-        "Hashrate 5m",
-        "hashrate_5m",
-        "GH/s",
-        None,
-        MEASUREMENT,
-        "mdi:pickaxe",
-        precision=2,
-    ),
-    Sensor(
-        "hashrate_15m",
-        "Hashrate 15m",
-        "hashrate_15m",
-        "GH/s",
-        None,
-        MEASUREMENT,
-        "mdi:pickaxe",
-        precision=2,
-    ),
-    Sensor("accepted", "Accepted shares", "accepted", None, None, TOTAL, "mdi:check-circle"),
-    Sensor("rejected", "Rejected shares", "rejected", None, None, TOTAL, "mdi:close-circle"),
-    Sensor("stale", "Stale shares", "stale", None, None, TOTAL, "mdi:clock-alert"),
-    Sensor(
-        "hw_errors", "Hardware errors", "hw_errors", None, None, TOTAL, "mdi:alert", diagnostic=True
-    ),
-    Sensor(
-        "best_share", "Best share", "best_share", None, None, MEASUREMENT, "mdi:trophy", precision=0
-    ),
-    Sensor("found_blocks", "Blocks found", "found_blocks", None, None, TOTAL, "mdi:cube"),
-    Sensor("power", "Power", "power_w", "W", "power", MEASUREMENT, precision=1),
+    *(_hashrate(window) for window in ("1m", "5m", "15m")),
+    _counter("accepted", "Accepted shares", "mdi:check-circle"),
+    _counter("rejected", "Rejected shares", "mdi:close-circle"),
+    _counter("stale", "Stale shares", "mdi:clock-alert"),
+    _HW_ERRORS,
+    _gauge("best_share", "Best share", "mdi:trophy", precision=0),
+    _counter("found_blocks", "Blocks found", "mdi:cube"),
+    _reading("power", "Power", "power_w", "W", 1),
     Sensor("energy", "Energy", "energy_kwh", "kWh", "energy", TOTAL, precision=3),
     Sensor("uptime", "Uptime", "uptime_s", "s", "duration", TOTAL, diagnostic=True),
-    Sensor(
-        "mining_state", "Mining state", "mining", device_class="enum", options=tuple(MiningState)
-    ),
+    _enum("mining_state", "Mining state", "mining", tuple(MiningState)),
     Sensor(
         "pause_reason", "Pause reason", "pause_reason", icon="mdi:pause-circle", diagnostic=True
     ),
     Sensor("pool", "Active pool", "pool", icon="mdi:server-network"),
-    Sensor("pool_state", "Pool status", "pool_state", device_class="enum", options=POOL_STATES),
-    Sensor(
-        "pool_difficulty",
-        "Pool difficulty",
-        "pool_difficulty",
-        None,
-        None,
-        MEASUREMENT,
-        "mdi:target",
-    ),
-    Sensor("chips_alive", "Chips alive", "chips_alive", None, None, MEASUREMENT, "mdi:chip"),
+    _enum("pool_state", "Pool status", "pool_state", POOL_STATES),
+    _gauge("pool_difficulty", "Pool difficulty", "mdi:target"),
+    _CHIPS_ALIVE,
 )
 
 DEVICE_SENSORS = (
-    Sensor(
-        "hashrate_1m",
-        "Hashrate 1m",
-        "hashrate_1m",
-        "GH/s",
-        None,
-        MEASUREMENT,
-        "mdi:pickaxe",
-        precision=2,
-    ),
-    Sensor("frequency", "Frequency", "frequency_mhz", "MHz", "frequency", MEASUREMENT, precision=1),
-    Sensor(
-        "temperature", "Temperature", "temperature_c", "°C", "temperature", MEASUREMENT, precision=1
-    ),
+    _hashrate("1m"),
+    _reading("frequency", "Frequency", "frequency_mhz", "MHz", 1),
+    _reading("temperature", "Temperature", "temperature_c", "°C", 1),
     Sensor("voltage", "Core voltage", "voltage_v", "V", "voltage", MEASUREMENT, precision=3),
-    Sensor("power", "Power", "power_w", "W", "power", MEASUREMENT, precision=1),
-    Sensor("chips_alive", "Chips alive", "chips_alive", None, None, MEASUREMENT, "mdi:chip"),
-    Sensor("status", "Status", "status", device_class="enum", options=tuple(DeviceStatus)),
-    Sensor("accepted", "Accepted shares", "accepted", None, None, TOTAL, "mdi:check-circle"),
-    Sensor(
-        "hw_errors", "Hardware errors", "hw_errors", None, None, TOTAL, "mdi:alert", diagnostic=True
-    ),
+    _reading("power", "Power", "power_w", "W", 1),
+    _CHIPS_ALIVE,
+    _enum("status", "Status", "status", tuple(DeviceStatus)),
+    _counter("accepted", "Accepted shares", "mdi:check-circle"),
+    _HW_ERRORS,
 )
 
 _OPTIONAL: Mapping[str, Callable[[DeviceState], object]] = {

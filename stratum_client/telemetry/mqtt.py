@@ -36,8 +36,9 @@ from stratum_client.api.model import (
     call_control,
 )
 from stratum_client.config import MqttConfig
-from stratum_client.telemetry import discovery, topics
-from stratum_client.telemetry.topics import Command, CommandError, Message, Topics
+from stratum_client.telemetry import commands, discovery, topics
+from stratum_client.telemetry.commands import Command, CommandError
+from stratum_client.telemetry.topics import Message, Topics
 
 __all__ = ["LatestSlot", "MqttTelemetry"]
 
@@ -235,7 +236,7 @@ class MqttTelemetry:
         state = self._provide()
         if state is None:
             return
-        parsed = topics.parse_command(topic, payload, self.topics, state)
+        parsed = commands.parse_command(topic, payload, self.topics, state)
         if parsed is None:
             return
         try:
@@ -285,12 +286,12 @@ class MqttTelemetry:
 
     def _result(self, item: Command | CommandError, outcome: ControlOutcome | None) -> Message:
         if isinstance(item, CommandError):
-            return topics.result_message(
+            return commands.result_message(
                 self.topics, command=item.name, request_id=item.request_id, error=item.error
             )
         assert outcome is not None
         value = {"mhz": outcome.value} if item.name == "set_frequency" and outcome.ok else None
-        return topics.result_message(
+        return commands.result_message(
             self.topics,
             command=item.name,
             request_id=item.request_id,

@@ -1,4 +1,4 @@
-"""MQTT topics, state payloads and commands, without I/O.
+"""MQTT topics and state payloads, without I/O (commands: :mod:`.commands`).
 
 Layout under the configured base topic (see docs/telemetry.md for samples)::
 
@@ -11,9 +11,7 @@ Layout under the configured base topic (see docs/telemetry.md for samples)::
     <base>/cmd/result              result JSON           not retained
 
 Hashrates in payloads are GH/s (what dashboards display), everything else in the units
-of :mod:`stratum_client.api.model`. Commands are validated against the current state
-here, so the shell only ever hands ``MinerControl`` a request that names a real device
-or pool with a sane value; anything else becomes an error result, never an exception.
+of :mod:`stratum_client.api.model`.
 """
 
 from __future__ import annotations
@@ -21,37 +19,26 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from stratum_client.api.model import DeviceState, MinerState, PoolStatus
 from stratum_client.units import GIGA, in_unit
 
 __all__ = [
-    "COMMANDS",
-    "MAX_COMMAND_BYTES",
     "OFFLINE",
     "ONLINE",
-    "Command",
-    "CommandError",
     "EnergyMeter",
     "Message",
     "Topics",
     "config_message",
     "event_messages",
-    "parse_command",
-    "result_message",
     "slug",
     "state_messages",
+    "to_json",
 ]
 
 ONLINE = b"online"
 OFFLINE = b"offline"
-MAX_COMMAND_BYTES = 1024
-MAX_REQUEST_ID = 64
-MAX_REASON = 120
-MHZ_RANGE = (1.0, 2000.0)
-COMMANDS = ("pause", "resume", "mining", "set_frequency", "switch_pool")
 
 _UNSAFE = re.compile(r"[^a-z0-9_-]+")
 
@@ -107,7 +94,8 @@ class Topics:
         return f"{self.base}/device/{slug(name)}/state"
 
 
-def _dump(payload: object) -> bytes:
+def to_json(payload: object) -> bytes:
+    """Compact JSON; NaN and infinities are refused (payloads round them to null)."""
     return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -239,16 +227,16 @@ def state_messages(
     topics: Topics, state: MinerState, *, energy_kwh: float | None = None
 ) -> list[Message]:
     """The retained state documents for one publish round."""
-    messages = [Message(topics.state, _dump(state_payload(state, energy_kwh=energy_kwh)), True)]
+    messages = [Message(topics.state, to_json(state_payload(state, energy_kwh=energy_kwh)), True)]
     messages += [
-        Message(topics.device(device.name), _dump(device_payload(device)), True)
+        Message(topics.device(device.name), to_json(device_payload(device)), True)
         for device in state.devices
     ]
     return messages
 
 
 def config_message(topics: Topics, state: MinerState) -> Message:
-    return Message(topics.config, _dump(config_payload(state)), retain=True, qos=1)
+    return Message(topics.config, to_json(config_payload(state)), retain=True, qos=1)
 
 
 # --------------------------------------------------------------------------- events
@@ -286,158 +274,6 @@ def event_messages(
     if previous is None:
         return []
     return [
-        Message(topics.event, _dump({**event, "timestamp": int(current.when)}))
+        Message(topics.event, to_json({**event, "timestamp": int(current.when)}))
         for event in _events(previous, current)
     ]
-
-
-# --------------------------------------------------------------------------- commands
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A validated command, ready for ``MinerControl``."""
-
-    name: str
-    request_id: str | None = None
-    reason: str = "MQTT"
-    running: bool = True
-    device: str = ""
-    mhz: float = 0.0
-    pool: int = -1
-
-
-@dataclass(frozen=True, slots=True)
-class CommandError:
-    """A command that cannot run; answered on the result topic."""
-
-    name: str | None
-    request_id: str | None
-    error: str
-
-
-Fields = Mapping[str, object]
-Validator = Callable[[Fields, str | None, MinerState], "Command | str"]
-
-
-def _only(fields: Fields, allowed: tuple[str, ...]) -> str | None:
-    extra = sorted(key[:32] for key in fields if key not in (*allowed, "request_id"))
-    return f"unknown field(s): {', '.join(extra[:8])}" if extra else None
-
-
-def _pause(fields: Fields, rid: str | None, _state: MinerState) -> Command | str:
-    reason = fields.get("reason", "MQTT")
-    if not isinstance(reason, str) or not reason.isprintable() or len(reason) > MAX_REASON:
-        return f"reason must be printable text of at most {MAX_REASON} characters"
-    return _only(fields, ("reason",)) or Command("pause", rid, reason=reason or "MQTT")
-
-
-def _resume(fields: Fields, rid: str | None, _state: MinerState) -> Command | str:
-    return _only(fields, ()) or Command("resume", rid)
-
-
-def _mining(fields: Fields, rid: str | None, _state: MinerState) -> Command | str:
-    running = fields.get("running")
-    if not isinstance(running, bool):
-        return "running must be true or false"
-    return _only(fields, ("running",)) or Command("mining", rid, running=running)
-
-
-def _set_frequency(fields: Fields, rid: str | None, state: MinerState) -> Command | str:
-    names = [device.name for device in state.devices]
-    device = fields.get("device", names[0] if len(names) == 1 else None)
-    if not isinstance(device, str) or device not in names:
-        return f"device must be one of: {', '.join(names[:16]) or '(no devices)'}"
-    mhz = fields.get("mhz")
-    low, high = MHZ_RANGE
-    if isinstance(mhz, bool) or not isinstance(mhz, int | float) or not low <= mhz <= high:
-        return f"mhz must be a number from {low:g} to {high:g}"
-    unknown = _only(fields, ("device", "mhz"))
-    return unknown or Command("set_frequency", rid, device=device, mhz=float(mhz))
-
-
-def _switch_pool(fields: Fields, rid: str | None, state: MinerState) -> Command | str:
-    wanted = fields.get("pool", fields.get("index"))
-    for pool in state.pools:
-        if (isinstance(wanted, int) and not isinstance(wanted, bool) and wanted == pool.index) or (
-            isinstance(wanted, str) and wanted == pool.name
-        ):
-            return _only(fields, ("pool", "index")) or Command("switch_pool", rid, pool=pool.index)
-    return f"pool must be a pool index (0-{len(state.pools) - 1}) or name"
-
-
-_VALIDATORS: Mapping[str, Validator] = {
-    "pause": _pause,
-    "resume": _resume,
-    "mining": _mining,
-    "set_frequency": _set_frequency,
-    "switch_pool": _switch_pool,
-}
-
-
-def _fields(payload: bytes) -> Fields | str:
-    if len(payload) > MAX_COMMAND_BYTES:
-        return f"payload over {MAX_COMMAND_BYTES} bytes"
-    if not payload.strip():
-        return {}
-    try:
-        decoded = json.loads(payload)
-    except (ValueError, RecursionError):
-        return "payload is not valid JSON"
-    return decoded if isinstance(decoded, dict) else "payload must be a JSON object"
-
-
-def _request_id(fields: Fields) -> str | CommandError | None:
-    rid = fields.get("request_id")
-    if rid is None:
-        return None
-    if isinstance(rid, int) and not isinstance(rid, bool):
-        return str(rid)
-    if isinstance(rid, str) and len(rid) <= MAX_REQUEST_ID and rid.isprintable():
-        return rid
-    return CommandError(None, None, f"request_id must be a string of at most {MAX_REQUEST_ID}")
-
-
-def parse_command(
-    topic: str, payload: bytes, topics: Topics, state: MinerState
-) -> Command | CommandError | None:
-    """Turn one message under ``<base>/cmd/`` into a command or an error.
-
-    ``None`` means "not for us" (our own result topic, or outside the command tree).
-    """
-    prefix = topics.command("")
-    if not topic.startswith(prefix) or topic == topics.result:
-        return None
-    name = topic[len(prefix) :]
-    fields = _fields(payload)
-    if isinstance(fields, str):
-        return CommandError(name if name in _VALIDATORS else None, None, fields)
-    rid = _request_id(fields)
-    if isinstance(rid, CommandError):
-        return CommandError(name if name in _VALIDATORS else None, None, rid.error)
-    validator = _VALIDATORS.get(name)
-    if validator is None:
-        return CommandError(
-            None, rid, f"unknown command {name[:32]!r}; known: {', '.join(COMMANDS)}"
-        )
-    checked = validator(fields, rid, state)
-    return CommandError(name, rid, checked) if isinstance(checked, str) else checked
-
-
-def result_message(
-    topics: Topics,
-    *,
-    command: str | None,
-    request_id: str | None,
-    error: str | None,
-    result: object = None,
-) -> Message:
-    """``{ok, error, request_id, command, result}`` on ``<base>/cmd/result``."""
-    payload = {
-        "ok": error is None,
-        "error": error,
-        "request_id": request_id,
-        "command": command,
-        "result": result,
-    }
-    return Message(topics.result, _dump(payload), retain=False, qos=1)

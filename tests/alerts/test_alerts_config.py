@@ -103,3 +103,17 @@ def test_a_webhook_url_is_never_echoed_in_an_error() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_alerts({"webhooks": [{"url": secret}]})
     assert "s3cr3t" not in str(caught.value)
+
+
+def test_alerts_problems_are_reported_with_the_rest_of_the_files() -> None:
+    text = BASE.replace('user = "u"', "user = 5") + (
+        '[alerts]\nburst = 0\n[[alerts.webhooks]]\nurl = "gopher://x"\nformat = "slack"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert [error.field for error in caught.value.errors] == [
+        "pools[0].user",
+        "alerts.burst",
+        "alerts.webhooks[0].url",
+        "alerts.webhooks[0].format",
+    ]

@@ -113,8 +113,9 @@ def test_hardware_examples_use_the_documented_chips() -> None:
         d = load_config(ROOT / "configs" / name, env={}).devices[0]
         return d.driver, d.port, d.frequency_mhz
 
-    assert only_device("bitaxe-ultra.toml") == ("bm1366", "/dev/ttyACM0", 485.0)
-    assert only_device("bitaxe-gamma.toml") == ("bm1370", "/dev/ttyACM0", 525.0)
+    # the ASIC UART is the bridge's second port; the first carries bitaxe-raw control
+    assert only_device("bitaxe-ultra.toml") == ("bm1366", "/dev/ttyACM1", 485.0)
+    assert only_device("bitaxe-gamma.toml") == ("bm1370", "/dev/ttyACM1", 525.0)
     assert only_device("gekko-compac-f.toml") == ("bm1397", "/dev/ttyUSB0", 425.0)
     gamma = load_config(ROOT / "configs" / "bitaxe-gamma.toml", env={})
     assert gamma.pools[0].tls

@@ -135,8 +135,9 @@ def test_raising_needs_the_margin_and_a_new_reading() -> None:
     put(board, "surplus", 13.0, 1.0)
     up = governor.step(1.0, board).per_device["gamma"].frequency_mhz
     assert up == GAMMA.max_frequency_for(11.0)
+    assert up is not None
     assert governor.step(2.0, board).changed == (), "no reading since the change"
-    put(board, "surplus", up and GAMMA.watts(up) + 1.0, 3.0)
+    put(board, "surplus", GAMMA.watts(up) + 1.0, 3.0)
     assert governor.step(3.0, board).changed == (), "inside the hysteresis band"
 
 

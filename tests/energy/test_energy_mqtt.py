@@ -14,7 +14,6 @@ from structlog.testing import capture_logs
 
 from stratum_client import mqtt_session
 from stratum_client.config import MqttConfig
-from stratum_client.energy import mqtt_signals
 from stratum_client.energy.governor import Governor, Policy, ThresholdPolicy
 from stratum_client.energy.mqtt_signals import SignalSubscriber
 from stratum_client.energy.power import CHIP_POWER, DevicePower
@@ -23,7 +22,7 @@ from stratum_client.logsetup import reset_logging
 from stratum_client.secrets import Secret
 
 if TYPE_CHECKING:
-    from conftest import Broker
+    from tests.conftest import Broker
 
 SPECS = [
     SignalSpec("surplus", "home/meter", ("grid", "power"), scale=1000.0, invert=True, max_age=0.8),
@@ -218,8 +217,9 @@ async def test_backoff_doubles_with_jitter_and_caps(monkeypatch: pytest.MonkeyPa
         async def __aexit__(self, *exc: object) -> None:
             return None
 
-    monkeypatch.setattr(mqtt_signals.asyncio, "sleep", fake_sleep)
-    monkeypatch.setattr(mqtt_signals.aiomqtt, "Client", Refused)
+    # the modules the subscriber's session loop reaches them through
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(aiomqtt, "Client", Refused)
     board = SignalBoard(SPECS)
     jitter = iter([0.0, 1.0, 0.5, 0.0, 1.0, 1.0])
     broker = mqtt_session.Broker()

@@ -20,7 +20,7 @@ import pytest
 from stratum_client import mqtt_session
 
 if TYPE_CHECKING:
-    from conftest import MosquittoBroker
+    from tests.conftest import MosquittoBroker
 
 CANCELS = 300
 

@@ -21,7 +21,8 @@ from stratum_client.telemetry import MqttTelemetry
 from stratum_client.telemetry.topics import Topics
 
 if TYPE_CHECKING:
-    from conftest import MosquittoBroker, RecordingControl
+    from tests.conftest import MosquittoBroker
+    from tests.telemetry.conftest import RecordingControl
 
 BASE = "stratum-client/rig1"
 T = Topics(BASE)

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stratum_client.api.model import DeviceStatus, MinerState, MiningState
-from stratum_client.telemetry import topics
+from stratum_client.telemetry import commands, topics
+from stratum_client.telemetry.commands import Command, CommandError
 from stratum_client.telemetry.mqtt import LatestSlot
-from stratum_client.telemetry.topics import Command, CommandError, EnergyMeter, Topics
+from stratum_client.telemetry.topics import EnergyMeter, Topics
 
 T = Topics("stratum-client/rig1")
 
@@ -132,7 +133,7 @@ def test_energy_meter_integrates_and_skips_gaps() -> None:
 
 def parse(name: str, body: object, state: MinerState) -> Command | CommandError | None:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return topics.parse_command(T.command(name), raw, T, state)
+    return commands.parse_command(T.command(name), raw, T, state)
 
 
 def test_valid_commands(state: MinerState) -> None:
@@ -186,12 +187,12 @@ def test_error_keeps_the_request_id_when_it_can(state: MinerState) -> None:
 
 
 def test_non_command_topics_are_ignored(state: MinerState) -> None:
-    assert topics.parse_command(T.result, b"{}", T, state) is None
-    assert topics.parse_command("elsewhere/cmd/pause", b"{}", T, state) is None
+    assert commands.parse_command(T.result, b"{}", T, state) is None
+    assert commands.parse_command("elsewhere/cmd/pause", b"{}", T, state) is None
 
 
 def test_result_message() -> None:
-    message = topics.result_message(T, command="set_frequency", request_id="r1", error=None,
+    message = commands.result_message(T, command="set_frequency", request_id="r1", error=None,
                                     result={"mhz": 487.5})  # fmt: skip
     assert (message.topic, message.retain) == (T.result, False)
     assert json.loads(message.payload) == {
@@ -214,7 +215,7 @@ json_values = st.recursive(
 
 @settings(max_examples=400, deadline=None)
 @given(
-    name=st.sampled_from([*topics.COMMANDS, "result", "", "x/y"]) | st.text(max_size=12),
+    name=st.sampled_from([*commands.COMMANDS, "result", "", "x/y"]) | st.text(max_size=12),
     body=st.binary(max_size=1500)
     | st.dictionaries(
         st.sampled_from(["device", "mhz", "pool", "index", "running", "reason", "request_id", "x"]),
@@ -223,16 +224,16 @@ json_values = st.recursive(
     ).map(lambda d: json.dumps(d).encode()),
 )
 def test_fuzz_command_payloads(state: MinerState, name: str, body: bytes) -> None:
-    result = topics.parse_command(T.command(name), body, T, state)
+    result = commands.parse_command(T.command(name), body, T, state)
     if isinstance(result, Command):
-        assert result.name in topics.COMMANDS
+        assert result.name in commands.COMMANDS
         if result.name == "set_frequency":
             assert result.device == "ultra"
             assert 1.0 <= result.mhz <= 2000.0
         if result.name == "switch_pool":
             assert result.pool in (0, 1)
     elif isinstance(result, CommandError):
-        message = topics.result_message(T, command=result.name, request_id=result.request_id,
+        message = commands.result_message(T, command=result.name, request_id=result.request_id,
                                         error=result.error)  # fmt: skip
         assert json.loads(message.payload)["ok"] is False
 

@@ -167,21 +167,17 @@ def test_diff683_share_against_higher_pool_difficulty() -> None:
 
 @pytest.mark.parametrize("vector", HEADER_ONLY, ids=[v["name"] for v in HEADER_ONLY])
 def test_header_only_vectors(vector: dict[str, Any]) -> None:
-    fields = [
-        int(vector["version"], 16),
-        bytes.fromhex(vector["prevhash"]),
-        bytes.fromhex(vector["merkle_root"]),
-        int(vector["ntime"], 16),
-        int(vector["nbits"], 16),
-        int(vector["nonce"], 16),
-    ]
-    header = build_header(*fields)
+    version, ntime, nbits, nonce = (
+        int(vector[k], 16) for k in ("version", "ntime", "nbits", "nonce")
+    )
+    prevhash, merkle_root = (bytes.fromhex(vector[k]) for k in ("prevhash", "merkle_root"))
+    header = build_header(version, prevhash, merkle_root, ntime, nbits, nonce)
     expect = vector["expect"]
     assert header.hex() == expect["header"]
     assert display_hex(dsha256(header)) == expect["hash"]
     assert share_difficulty(dsha256(header)) == pytest.approx(expect["share_difficulty"])
-    fields[2] = _flip(fields[2], 31)
-    assert build_header(*fields).hex() != expect["header"]
+    flipped = _flip(merkle_root, 31)
+    assert build_header(version, prevhash, flipped, ntime, nbits, nonce).hex() != expect["header"]
 
 
 @pytest.mark.parametrize("vector", MERKLE_ONLY, ids=[v["name"] for v in MERKLE_ONLY])

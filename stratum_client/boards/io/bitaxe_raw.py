@@ -5,8 +5,8 @@
 :class:`~stratum_client.asic.transport.SerialLink`, so the peripheral code never sees the
 bridge. Each frame goes out in one write (the firmware drops a frame whose USB packets
 arrive more than 4 ms apart); each reply must carry the request's ID within ``timeout``.
-A late reply to an earlier request is skipped, garbage empties the input buffer, and a
-lost port becomes :class:`~stratum_client.boards.errors.ControlLinkError`.
+A late reply to an earlier request is skipped, what arrived between requests is dropped,
+and a lost port becomes :class:`~stratum_client.boards.errors.ControlLinkError`.
 """
 
 from __future__ import annotations
@@ -72,10 +72,17 @@ class BitaxeRawClient:
             self.round_trips.append(time.perf_counter() - started)
             return reply.data
 
-    async def _exchange(self, request: raw.Request, expected: int) -> raw.Reply | raw.ErrorReply:
-        self.link.reset_input()
+    async def _drain(self) -> None:
+        """Drop what arrived since the last reply (late replies, noise) without flushing the
+        OS queue: a flush between the loop seeing the pty readable and reading it makes the
+        read come back empty, which the link must take for a hang-up."""
         self._buffer.clear()
+        while await self.link.read(4096, timeout=0):
+            pass
+
+    async def _exchange(self, request: raw.Request, expected: int) -> raw.Reply | raw.ErrorReply:
         try:
+            await self._drain()
             await self.link.write(raw.encode_request(request))
             async with asyncio.timeout(self.timeout):
                 return await self._reply_for(request, expected)
@@ -109,7 +116,6 @@ class BitaxeRawClient:
         except raw.FramingError as exc:
             shown = bytes(self._buffer[:16]).hex(" ")
             self._buffer.clear()
-            self.link.reset_input()
             raise ControlLinkError(
                 f"{self.link.port}: garbage on the control port ({shown}): {exc}"
             ) from exc
