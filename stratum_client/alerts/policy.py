@@ -137,8 +137,8 @@ class AlertPolicy:
         if new <= 0:
             return []
         message = f"{new} share(s) met the network target; the pool decides if it is a block"
-        total = str(seen.blocks_found)
-        return [Alert("block_found", "block candidate found", message, (("this run", total),))]
+        details = (("candidates", str(new)), ("this run", str(seen.blocks_found)))
+        return [Alert("block_found", "block candidate found", message, details)]
 
     def _pools_down(self, pools: tuple[PoolView, ...], now: float) -> list[Alert]:
         alerts = []

@@ -2,9 +2,9 @@
 
 The conditions are real: the local pool is stopped (pool down) and told to reject
 everything (reject rate), an emulated chain's chips are killed (chain dead), and a
-safe-state notice is announced the way the boards layer will. A block candidate cannot
-be mined on emulated chips at a real network target, so that one alert is raised by
-feeding the policy an observation with one block, and delivered by the same sender.
+safe-state notice is announced the way the boards layer will. Block candidates are
+mined for real against a pool announcing a regtest network target; in the test of the
+other kinds, where the pool's target is mainnet's, one is fed to the policy instead.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from stratum_client.alerts.policy import Observation, SafeStateEntered
 from stratum_client.config import parse_config
 from stratum_client.daemon.alerts import AlertService
 from stratum_client.daemon.app import Daemon
-from stratum_client.testing.pool import LocalPool
+from stratum_client.testing.pool import REGTEST_NBITS, LocalPool
 
 if TYPE_CHECKING:
     from tests.daemon.conftest import Emulated, PoolFactory
@@ -300,3 +300,33 @@ async def test_transient_failures_are_retried_permanent_ones_not_and_posts_are_s
     # the third waits for a token in the sender, the last two in the queue: none dropped
     assert (len(boxes["spaced"].queue), boxes["spaced"].dropped) == (2, 0)
     assert sink.kinds("/spaced") == ["safe_state", "safe_state"]
+
+
+async def test_every_block_candidate_is_alerted_once(
+    emulated_chains: Emulated, pool_factory: PoolFactory
+) -> None:
+    """Against a regtest target nearly every share is a candidate: the alerts, each naming
+    how many candidates are new since the one before, add up to the daemon's count."""
+    pool = await pool_factory(strict=True, nbits=REGTEST_NBITS)
+    async with http_sink() as sink:
+        hook = [("json", f"http://127.0.0.1:{sink.port}/json", "json")]
+        table = _alerts_table(hook, **{**FAST, "rate_per_minute": 600.0, "burst": 100})
+        table = table.replace('name = "json"', 'name = "json"\nkinds = ["block_found"]')
+
+        def alerted() -> int:
+            documents = [json.loads(body) for _, _, body in sink.posts]
+            return sum(int(d["details"]["candidates"]) for d in documents)
+
+        async with alerting_daemon(emulated_chains, pool, table) as (daemon, service, task):
+            blocks = lambda: daemon.snapshot().dispatch.blocks_found  # noqa: E731
+            await until("5 candidates", lambda: blocks() >= 5, task)
+            for chain in emulated_chains.chains.values():
+                chain.faults.dead_chips = frozenset(range(chain.chip_count))
+            await until("every candidate alerted", lambda: alerted() == blocks(), task)
+            await asyncio.sleep(1.0)  # ten more looks by the policy: nothing is alerted twice
+            assert alerted() == blocks() >= 5
+            box = service.outboxes["json"]
+    kinds = [json.loads(body)["kind"] for _, _, body in sink.posts]
+    assert set(kinds) == {"block_found"}
+    assert len(kinds) == box.sent
+    assert box.dropped == box.failed == 0
