@@ -318,7 +318,10 @@ async def test_every_block_candidate_is_alerted_once(
             return sum(int(d["details"]["candidates"]) for d in documents)
 
         async with alerting_daemon(emulated_chains, pool, table) as (daemon, service, task):
-            blocks = lambda: daemon.snapshot().dispatch.blocks_found  # noqa: E731
+
+            def blocks() -> int:
+                return daemon.snapshot().dispatch.blocks_found
+
             await until("5 candidates", lambda: blocks() >= 5, task)
             for chain in emulated_chains.chains.values():
                 chain.faults.dead_chips = frozenset(range(chain.chip_count))
