@@ -17,7 +17,7 @@ from stratum_client.errors import StratumClientError
 __all__ = ["main"]
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "run", "check", "demo", "share", "devices", "energy", "emulate",
+    "run", "check", "demo", "pool", "share", "devices", "energy", "emulate",
 )  # fmt: skip
 """Sub-command modules under ``stratum_client.commands``, in ``--help`` order."""
 

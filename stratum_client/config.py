@@ -28,6 +28,7 @@ from typing import TypeVar, cast
 
 from stratum_client import config_values as cv
 from stratum_client import tomlschema as ts
+from stratum_client.alerts.config import parse_alerts
 from stratum_client.config_lines import key_lines, locate
 from stratum_client.config_schema import (
     DEFAULT_CONFIG_PATH,
@@ -96,7 +97,7 @@ _MQTT_KEYS = (
     "enabled", "host", "port", "tls", "ca_file", "username", "password", "password_env",
     "password_file", "base_topic", "discovery_prefix", "interval", "client_id",
 )  # fmt: skip
-_TOP_KEYS = ("daemon", "pools", "pool_policy", "devices", "api", "telemetry", "energy")
+_TOP_KEYS = ("daemon", "pools", "pool_policy", "devices", "api", "telemetry", "energy", "alerts")
 
 _POLICY_RULES: dict[str, Convert[float]] = {
     "connect_timeout": ts.number(0, lo_open=True),
@@ -304,6 +305,7 @@ def _build(data: Mapping[str, object], source: str, ctx: TableContext) -> Config
             device_names=names,
             problems=ctx.problems,
         ),
+        alerts=parse_alerts(top.get("alerts", ts.free_table, MappingProxyType({})), ctx.problems),
         source=source,
     )
     ctx.problems.check()

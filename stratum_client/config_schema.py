@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from stratum_client import __version__
+from stratum_client.alerts.config import AlertsConfig
 from stratum_client.asic.records import DeviceSpec
 from stratum_client.energy.config import EnergyConfig, parse_energy
 from stratum_client.eventloop import EventLoopChoice
@@ -205,6 +206,7 @@ class Config:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     energy: EnergyConfig = field(default_factory=lambda: parse_energy({}))
     """``[energy]``: signals, governor policy and ledger (see docs/energy.md)."""
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     source: str = field(default="<string>", compare=False)
 
     def secrets(self) -> tuple[Secret, ...]:

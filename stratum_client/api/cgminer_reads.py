@@ -24,7 +24,7 @@ from stratum_client.api.cgminer_wire import (
     small_index,
     status,
 )
-from stratum_client.api.model import DeviceState, MinerState, PoolStatus
+from stratum_client.api.model import DeviceState, MinerState, PoolShares, PoolStatus
 
 __all__ = [
     "asc",
@@ -116,7 +116,9 @@ def summary(state: MinerState, _param: str | None, ctx: Ctx) -> Section:
     return Section(head, "SUMMARY", (_summary_row(state),))
 
 
-def _pool_row(pool: PoolStatus) -> JsonRow:
+def _pool_row(pool: PoolStatus, figures: PoolShares) -> JsonRow:
+    """``Diff1 Shares`` is a float (cgminer's is an integer): work at scaled-down ticket
+    difficulties, as on emulated chips, is a fraction of a difficulty-1 share."""
     hostport = pool.url.partition("://")[2] or pool.url
     difficulty = diff(pool.difficulty or 0.0)
     shares = pool.accepted + pool.rejected
@@ -137,12 +139,12 @@ def _pool_row(pool: PoolStatus) -> JsonRow:
         "Get Failures": pool.failures,
         "Remote Failures": 0,
         "User": pool.user,
-        "Last Share Time": 0,
-        "Diff1 Shares": 0,
+        "Last Share Time": int(figures.last_share_at or 0),
+        "Diff1 Shares": diff(figures.diff1_shares),
         "Proxy Type": "",
         "Proxy": "",
-        "Difficulty Accepted": 0.0,
-        "Difficulty Rejected": 0.0,
+        "Difficulty Accepted": diff(figures.accepted_difficulty),
+        "Difficulty Rejected": diff(figures.rejected_difficulty),
         "Difficulty Stale": 0.0,
         "Last Share Difficulty": 0.0,
         "Work Difficulty": difficulty,
@@ -152,7 +154,7 @@ def _pool_row(pool: PoolStatus) -> JsonRow:
         "Stratum Difficulty": difficulty,
         "Has Vmask": pool.version_mask != 0,
         "Has GBT": False,
-        "Best Share": 0,
+        "Best Share": int(num(figures.best_share, 0)),
         "Pool Rejected%": pct(pool.rejected, shares),
         "Pool Stale%": pct(pool.stale, shares),
         "Bad Work": 0,
@@ -167,7 +169,9 @@ def pools(state: MinerState, _param: str | None, ctx: Ctx) -> Section:
     if not state.pools:
         return Section(status(ctx, Sev.ERROR, Code.NOPOOL, "No pools"))
     head = status(ctx, Sev.SUCCESS, Code.POOL, f"{len(state.pools)} Pool(s)")
-    return Section(head, "POOLS", tuple(_pool_row(pool) for pool in state.pools))
+    return Section(
+        head, "POOLS", tuple(_pool_row(pool, state.shares_of(pool.index)) for pool in state.pools)
+    )
 
 
 def _device_row(index: int, device: DeviceState, state: MinerState) -> JsonRow:

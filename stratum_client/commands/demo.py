@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -44,6 +45,8 @@ POOL_DIFFICULTY: Final = 2.0**-13
 """About every second nonce is a share, so the demo shows accepted shares within seconds."""
 JOB_INTERVAL: Final = 10.0
 """Seconds between the pool's new (non-clean) jobs."""
+POOL_PORT: Final = 13333
+"""The local pool's port: one no common pool uses (ckpool and public-pool hold 3333)."""
 BLOCK_INTERVAL: Final = 45.0
 """Seconds between new blocks (clean jobs), so a run shows the chips being flushed."""
 
@@ -130,6 +133,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON")
     parser.add_argument("--chips-1366", type=int, default=4, help="BM1366 chips (0: no chain)")
     parser.add_argument("--chips-1397", type=int, default=1, help="BM1397 chips (0: no chain)")
+    parser.add_argument(
+        "--pool-port",
+        type=int,
+        default=POOL_PORT,
+        help="local pool port (default %(default)s, a free one if taken; 0: any free one)",
+    )
     parser.add_argument("--cgminer-port", type=int, default=4028, help="0 turns it off")
     parser.add_argument("--rest-port", type=int, default=8080, help="0 turns it off")
     parser.add_argument("--log-level", choices=tuple(LEVELS), default="warning")
@@ -169,7 +178,11 @@ def _checked(args: argparse.Namespace) -> dict[str, int]:
         raise InputError("--chips-1366", "both chains are off; the demo needs at least one chip")
     if args.duration is not None and not args.duration > 0:
         raise InputError("--duration", f"must be > 0, got {args.duration}")
-    for flag, port in (("--cgminer-port", args.cgminer_port), ("--rest-port", args.rest_port)):
+    for flag, port in (
+        ("--pool-port", args.pool_port),
+        ("--cgminer-port", args.cgminer_port),
+        ("--rest-port", args.rest_port),
+    ):
         if not 0 <= port <= 65535:
             raise InputError(flag, f"must be a TCP port 0..65535, got {port}")
     return chips
@@ -201,7 +214,7 @@ async def _demo(args: argparse.Namespace, chips: dict[str, int]) -> DemoSummary:
             if count > 0
         ]
         async with (
-            LocalPool(strict=True, difficulty=POOL_DIFFICULTY, job_interval=JOB_INTERVAL) as pool,
+            _local_pool(args.pool_port) as pool,
             serve_chains([c for c, _ in emulated], [p for _, p in emulated]),
             _new_blocks(pool),
         ):
@@ -225,6 +238,25 @@ async def _mine(config: Config, pool: LocalPool, duration: float | None) -> Demo
             stopper.cancel()
         status.end()
     return _summary(daemon.snapshot(), pool, time.monotonic() - started)
+
+
+@contextlib.asynccontextmanager
+async def _local_pool(port: int) -> AsyncIterator[LocalPool]:
+    """The strict local pool on ``port``, or on a free port if that one is taken."""
+    pool = LocalPool(strict=True, difficulty=POOL_DIFFICULTY, job_interval=JOB_INTERVAL, port=port)
+    try:
+        await pool.start()
+    except OSError as exc:
+        if port == 0:
+            raise
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        print(f"pool port {port} is not free ({why}); using a free one", file=sys.stderr)
+        pool.port = 0
+        await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.stop()
 
 
 @contextlib.asynccontextmanager

@@ -54,15 +54,20 @@ def run(args: argparse.Namespace) -> int:
 def _ports_text(ports: list[PortInfo]) -> str:
     if not ports:
         return "no serial ports found"
-    lines = []
+    lines = [_port_line(" ", "PORT", "USB ID", "MAKER", "DESCRIPTION  [* WHY A MINER]")]
     for port in ports:
         mark = "*" if port.likely_miner else " "
         maker = port.manufacturer or "-"
-        line = f"{mark} {port.device:<24} {port.usb_id or '-':<9}  {maker:<20} {port.description}"
+        line = _port_line(mark, port.device, port.usb_id or "-", maker, port.description)
         if port.hint:
             line += f"  [{port.hint}]"
         lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+def _port_line(mark: str, device: str, usb_id: str, maker: str, description: str) -> str:
+    """One row of the listing; the header uses it too, so the columns line up."""
+    return f"{mark} {device:<24} {usb_id:<9}  {maker:<20} {description}"
 
 
 def _ports_json(ports: list[PortInfo]) -> str:

@@ -49,8 +49,20 @@ from stratum_client.protocol import events as ev
 from stratum_client.sdnotify import Notifier, watchdog_interval
 from stratum_client.work.job import Work
 
-__all__ = ["EXIT_RESTART", "Daemon", "DaemonSnapshot", "Service", "format_hashrate", "status_line"]
+__all__ = [
+    "EXIT_RESTART",
+    "Daemon",
+    "DaemonSnapshot",
+    "Observer",
+    "Service",
+    "format_hashrate",
+    "status_line",
+]
 
+Observer = Callable[[object], None]
+"""Told of every pool event (``ManagerEvent``) and every :meth:`Daemon.announce`-d notice,
+on the event loop; it must return at once (queue, never await). An observer that raises
+is logged and mining goes on."""
 Service = Callable[["Daemon"], Awaitable[None]]
 """A companion task (APIs, telemetry, energy governor) run beside mining.
 
@@ -96,6 +108,7 @@ class Daemon:
         self._on_reload = on_reload
         self._handle_signals = handle_signals
         self._services = tuple(services)
+        self._observers: list[Observer] = []
         self._started_at = clock()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -162,6 +175,18 @@ class Daemon:
         if chains is None:
             return list(self._runners)
         return [self.runner(name) for name in chains]
+
+    def observe(self, observer: Observer) -> None:
+        """Add an observer (a companion service registers itself when it starts)."""
+        self._observers.append(observer)
+
+    def announce(self, notice: object) -> None:
+        """Tell every observer of ``notice`` (pool events, a board entering safe state)."""
+        for observer in self._observers:
+            try:
+                observer(notice)
+            except Exception:
+                _log.exception("observer failed", observer=repr(observer))
 
     def request_stop(self) -> None:
         """Begin a clean shutdown (SIGTERM); asking again cuts the share drain short."""
@@ -349,6 +374,7 @@ class Daemon:
 
     def _on_manager_event(self, event: ManagerEvent) -> None:
         self._apply(self._dispatcher.on_manager_event(event, self._clock()))
+        self.announce(event)
         if isinstance(event, SessionEvent) and isinstance(event.event, ev.NewJob):
             for runner in self._runners:
                 runner.wake()

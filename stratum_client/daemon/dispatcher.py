@@ -286,6 +286,8 @@ class Dispatcher:
         )
         ticket = unit.spec.ticket_difficulty
         self._total.record_nonce(verdict.kind, verdict.difficulty, ticket, now)
+        if verdict.pool is not None:  # hw errors and duplicates have none: not new work
+            verdict.pool.stats.record_work(ticket)
         for worker in unit.workers(found.chip):
             worker.record_nonce(verdict.kind, verdict.difficulty, ticket, now)
         if verdict.kind in _SHARE_CLASSES:

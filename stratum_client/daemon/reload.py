@@ -19,6 +19,7 @@ _RESTART_SECTIONS: Final = {
     "api": "[api]",
     "telemetry": "[telemetry]",
     "energy": "[energy]",
+    "alerts": "[alerts]",
 }
 """Config sections a reload does not apply (chains, APIs and MQTT clients keep running),
 by attribute, with the name the file gives them."""

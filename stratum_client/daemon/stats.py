@@ -112,6 +112,12 @@ class ShareStats:
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     lost_by_reason: Counter[str] = field(default_factory=Counter)
     last_share_at: float | None = None
+    diff1_work: float = 0.0
+    """Work done on this ledger's jobs in difficulty-1 units (cgminer's ``Diff1 Shares``)."""
+
+    def record_work(self, ticket_difficulty: float) -> None:
+        """A nonce of new work (not a hw error or duplicate) at ``ticket_difficulty``."""
+        self.diff1_work += ticket_difficulty
 
     def record_found(self, difficulty: float, *, block: bool = False) -> None:
         """A share worth submitting was found (whatever the pool later says)."""
@@ -155,6 +161,7 @@ class ShareStats:
             rejected_by_reason=MappingProxyType(dict(self.rejected_by_reason)),
             lost_by_reason=MappingProxyType(dict(self.lost_by_reason)),
             last_share_at=self.last_share_at,
+            diff1_work=self.diff1_work,
         )
 
 
@@ -177,6 +184,7 @@ class ShareCounts:
     rejected_by_reason: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     lost_by_reason: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     last_share_at: float | None = None
+    diff1_work: float = 0.0
 
 
 class NonceClass(enum.StrEnum):

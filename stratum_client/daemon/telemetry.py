@@ -32,6 +32,7 @@ from stratum_client.api.model import (
     Hashrate,
     MinerState,
     MiningState,
+    PoolShares,
 )
 from stratum_client.api.rest_server import RestServer
 from stratum_client.asic.base import AsicDriver
@@ -40,7 +41,7 @@ from stratum_client.config import Config, ListenAddress, parse_pool
 from stratum_client.daemon import chip_health
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
 from stratum_client.daemon.chain import ChainRunner, ChainStatus
-from stratum_client.daemon.dispatcher import DeviceSnapshot
+from stratum_client.daemon.dispatcher import DeviceSnapshot, PoolSnapshot
 from stratum_client.daemon.power_estimate import PowerEstimates
 from stratum_client.daemon.stats import HASHES_PER_DIFF1, HashrateReading
 from stratum_client.errors import DriverError, InputError
@@ -133,6 +134,7 @@ class StateBuilder:
             pause_reason=", ".join(holds) if holds else None,
             rejected_reasons=tuple(sorted(shares.rejected_by_reason.items())),
             last_share_at=_to_wall(shares.last_share_at, dispatch.at, when),
+            pool_shares=tuple(_pool_shares(pool, dispatch.at, when) for pool in dispatch.pools),
         )
 
     def _device(
@@ -214,6 +216,18 @@ class StateBuilder:
 def miner_state(daemon: Daemon) -> MinerState:
     """One :class:`MinerState` of ``daemon`` (a :class:`StateBuilder` caches more)."""
     return StateBuilder(daemon).build()
+
+
+def _pool_shares(pool: PoolSnapshot, now: float, wall_now: float) -> PoolShares:
+    shares = pool.shares
+    return PoolShares(
+        index=pool.index,
+        accepted_difficulty=shares.accepted_difficulty,
+        rejected_difficulty=shares.rejected_difficulty,
+        best_share=shares.best_share,
+        last_share_at=_to_wall(shares.last_share_at, now, wall_now),
+        diff1_shares=shares.diff1_work,
+    )
 
 
 def _hashrate(reading: HashrateReading) -> Hashrate:

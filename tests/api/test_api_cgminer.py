@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from stratum_client.api import cgminer
 from stratum_client.api.cgminer import Action, ActionKind, RateLimiter, Reply, Request
-from stratum_client.api.model import ControlOutcome, MinerState
+from stratum_client.api.model import ControlOutcome, MinerState, PoolShares
 from stratum_client.secrets import Secret
 
 WHEN = 1_750_000_100
@@ -162,6 +162,27 @@ def test_pools_keys_status_and_url_schemes(state: MinerState) -> None:
     assert backup["URL"] == "stratum+ssl://backup.example.net:4333"
     assert backup["Stratum Active"] is False
     assert "password" not in json.dumps(reply).lower()
+
+
+def test_pools_share_figures_come_from_each_pools_own_shares(
+    make_state: Callable[..., MinerState],
+) -> None:
+    figures = PoolShares(
+        index=0,
+        accepted_difficulty=245760.5,
+        rejected_difficulty=6144.0,
+        best_share=1.5e9,
+        last_share_at=1_700_000_123.75,
+        diff1_shares=251904.25,
+    )
+    main, backup = ask(make_state(pool_shares=(figures,)), "pools")["POOLS"]
+    assert main["Last Share Time"] == 1_700_000_123
+    assert (main["Difficulty Accepted"], main["Difficulty Rejected"]) == (245760.5, 6144.0)
+    assert main["Diff1 Shares"] == 251904.25
+    assert main["Best Share"] == 1_500_000_000
+    # a pool the daemon gave no figures for shows cgminer's zeros
+    assert (backup["Last Share Time"], backup["Diff1 Shares"]) == (0, 0.0)
+    assert (backup["Difficulty Accepted"], backup["Best Share"]) == (0.0, 0)
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,7 @@ def test_demo_config_is_the_one_the_demo_command_embeds() -> None:
 
     shipped = load_config(ROOT / "configs" / "demo.toml", env={})
     ports = {"bm1366": "/tmp/stratum-client-demo/asic0", "bm1397": "/tmp/stratum-client-demo/asic1"}
-    embedded = demo_config("stratum+tcp://127.0.0.1:3333", ports, {"bm1366": 4, "bm1397": 1})
+    embedded = demo_config("stratum+tcp://127.0.0.1:13333", ports, {"bm1366": 4, "bm1397": 1})
     assert replace(shipped, source=embedded.source) == embedded
     chains = [(d.driver, d.chips, d.port, d.difficulty_scale) for d in shipped.devices]
     assert chains == [

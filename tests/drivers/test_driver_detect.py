@@ -150,8 +150,8 @@ def test_list_ports_and_cli_listing(
     assert ports[2].usb_id == "0403:6015"
     assert main(["devices"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2].startswith("* /dev/ttyUSB1")
-    assert "0403:6015" in lines[2]
+    assert lines[3].startswith("* /dev/ttyUSB1")  # lines[0] is the column header
+    assert "0403:6015" in lines[3]
     assert main(["devices", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[2]["likely_miner"] is True
