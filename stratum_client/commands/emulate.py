@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 from stratum_client.errors import InputError
 from stratum_client.logsetup import LEVELS, configure_logging
-from stratum_client_bm13xx.chips import MODELS
+from stratum_client_bm13xx.emulator import BRIDGES, EMULATED_MODELS
 from stratum_client_bm13xx.emulator.chain import EmulatedChain
 from stratum_client_bm13xx.emulator.faults import Faults
 from stratum_client_bm13xx.emulator.server import (
@@ -32,7 +32,6 @@ from stratum_client_bm13xx.emulator.server import (
     UnplugPlan,
     run_emulators,
 )
-from stratum_client_bm13xx.fastbaud import BRIDGES
 
 __all__ = ["DEFAULT_SCALE", "add_parser", "expand_links", "run"]
 
@@ -55,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--chip",
         default="bm1366",
         type=str.lower,
-        choices=sorted(m.lower() for m in MODELS),
+        choices=EMULATED_MODELS,
         help="chip model (default %(default)s)",
     )
     chains.add_argument("--chips", type=int, default=1, help="chips per chain (default 1)")

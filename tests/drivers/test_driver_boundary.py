@@ -22,11 +22,7 @@ EMULATOR = f"{DRIVER}.emulator"
 EMULATOR_USERS = ("commands/demo.py", "commands/emulate.py", "testing/", "boards/emulator/")
 """Files (relative to the package) that may import the emulator API, and nothing else.
 The board emulator (issue 13) puts an emulated chip chain behind an emulated board."""
-KNOWN: dict[str, set[str]] = {
-    # `emulate --model` lists the chip models from the chip table; the issue-16 emulator
-    # work (branch wire16) owns the command and moves that list behind the emulator API.
-    "commands/emulate.py": {f"{DRIVER}.chips"},
-}
+KNOWN: dict[str, set[str]] = {}
 """Imports past the boundary that exist today, each with who removes it."""
 
 

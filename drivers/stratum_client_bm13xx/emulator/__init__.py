@@ -10,11 +10,18 @@ The server is not imported here, so the sans-IO parts load without asyncio. See
 ``docs/emulator.md`` for the difficulty-scale contract and how to run it.
 """
 
+from stratum_client_bm13xx.chips import MODELS
+from stratum_client_bm13xx.fastbaud import BRIDGES
 from .chain import ChipState, EmulatedChain, ReportedNonce
 from .faults import Faults
 from .hashing import sha256d_from_midstate
 
+EMULATED_MODELS = tuple(sorted(name.lower() for name in MODELS))
+"""The chip models the emulator can be (the command line's ``--model`` choices)."""
+
 __all__ = [
+    "BRIDGES",
+    "EMULATED_MODELS",
     "ChipState",
     "EmulatedChain",
     "Faults",
