@@ -12,6 +12,7 @@ The server is not imported here, so the sans-IO parts load without asyncio. See
 
 from stratum_client_bm13xx.chips import MODELS
 from stratum_client_bm13xx.fastbaud import BRIDGES
+
 from .chain import ChipState, EmulatedChain, ReportedNonce
 from .faults import Faults
 from .hashing import sha256d_from_midstate
