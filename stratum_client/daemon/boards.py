@@ -1,0 +1,125 @@
+"""Boards in the daemon: each ``[[devices]]`` table with a ``board`` runs its chain inside a
+:class:`~stratum_client.boards.runner.BoardRunner`.
+
+The chain's :class:`~stratum_client.daemon.chain.ChainRunner` is started only once the
+board is powered up, and the safety task's hooks steer it: ``stop_dispatch`` holds the
+chain (no new work; nonces already read are still classified and submitted) and stops
+its driver before the rail goes off; ``resume`` restarts the driver after a recovery
+power-up; ``set_frequency`` ramps it. Leaving the task switches the board off on every
+way out: a clean stop (SIGTERM, normal exit) powers it down, a failure elsewhere in the
+daemon (the task group cancels this task while the daemon is not stopping) puts it in
+the safe state. Either way VOUT is off and reset asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+import structlog
+
+from stratum_client.boards.base import Board
+from stratum_client.boards.registry import load_board
+from stratum_client.boards.runner import BoardRunner
+from stratum_client.boards.safety_task import BoardStatus, SafetyHooks
+from stratum_client.config import DeviceConfig
+from stratum_client.daemon.chain import ChainRunner
+
+__all__ = ["SAFETY_HOLD", "BoardChain", "board_chains", "chain_task"]
+
+SAFETY_HOLD: Final = "safety"
+"""The hold the safety task puts on a board's chain while the board is off."""
+
+_log = structlog.get_logger(__name__)
+
+
+class BoardChain:
+    """One board and the chain on it, for the daemon's task group (:meth:`run`)."""
+
+    def __init__(self, device: DeviceConfig, runner: ChainRunner, stopping: Callable[[], bool]):
+        assert device.board is not None, "only [[devices]] tables with a board"
+        self.device = device
+        self.entry = device.board
+        self.runner = runner
+        self._stopping = stopping
+        self._chain: asyncio.Task[None] | None = None
+        self.status: BoardStatus | None = None
+        """The last poll's status (None before the first poll)."""
+        self.board: Board | None = None
+
+    @property
+    def name(self) -> str:
+        return self.device.name
+
+    async def run(self) -> None:
+        """Power the board up, mine on it until cancelled, then switch it off."""
+        spec = replace(self.entry.spec, name=self.entry.spec.name or self.device.name)
+        board = self.board = load_board(spec.board)(spec)
+        hooks = SafetyHooks(self._stop_dispatch, self._resume, self._set_frequency, self._on_status)
+        cancelled = False
+        async with BoardRunner(board, self.entry.safety, hooks):
+            _log.info("board up; starting its chain", board=board.label)
+            self._start_chain()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled = True
+                if not self._stopping():
+                    raise  # a failure elsewhere: the runner puts the board in the safe state
+            finally:
+                await self._stop_chain()
+        _log.info("board off", board=board.label)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    # -- the safety hooks -------------------------------------------------------------
+
+    async def _stop_dispatch(self, reason: str) -> None:
+        if SAFETY_HOLD not in self.runner.status.paused_by:
+            _log.warning("board safe state: dispatch stopped", board=self.name, reason=reason)
+        self.runner.hold(SAFETY_HOLD)
+        await self._stop_chain()
+
+    async def _resume(self, mhz: float | None) -> None:
+        _log.info("board recovered: dispatch resumed", board=self.name, frequency_mhz=mhz)
+        if mhz is not None:
+            self.runner.request_frequency(mhz)
+        self.runner.release(SAFETY_HOLD)
+        self._start_chain()
+
+    async def _set_frequency(self, mhz: float) -> None:
+        self.runner.request_frequency(mhz)
+
+    def _on_status(self, status: BoardStatus) -> None:
+        self.status = status
+
+    # -- the chain task ---------------------------------------------------------------
+
+    def _start_chain(self) -> None:
+        if self._chain is None or self._chain.done():
+            self._chain = asyncio.create_task(self.runner.run(), name=f"chain-{self.name}")
+
+    async def _stop_chain(self) -> None:
+        """Stop the driver (its nonces so far are already handed to the dispatcher)."""
+        task, self._chain = self._chain, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def board_chains(
+    runners: Sequence[ChainRunner], stopping: Callable[[], bool]
+) -> dict[str, BoardChain]:
+    """A :class:`BoardChain` for each runner whose table names a board."""
+    return {r.name: BoardChain(r.device, r, stopping) for r in runners if r.device.board}
+
+
+def chain_task(runner: ChainRunner, boards: dict[str, BoardChain]) -> Coroutine[Any, Any, None]:
+    """What the daemon's task group runs for a chain: its board, or the bare chain."""
+    board = boards.get(runner.name)
+    return board.run() if board is not None else runner.run()
