@@ -28,6 +28,7 @@ CORE_FILES = (
     "stratum_client/api/cgminer_writes.py",
     "stratum_client/api/ratelimit.py",
     "stratum_client/api/rest.py",
+    "stratum_client/api/board_fields.py",
     "stratum_client/telemetry/topics.py",
     "stratum_client/telemetry/commands.py",
     "stratum_client/telemetry/discovery.py",
@@ -128,6 +129,7 @@ KNOWN_IO_IMPORTS: dict[str, set[str]] = {
             "stratum_client.telemetry.topics",
             "stratum_client.telemetry.commands",
             "stratum_client.telemetry.discovery",
+            "stratum_client.api.board_fields",
         )
     },
 }

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlsplit
 
+from stratum_client.api.board_fields import axeos_board_fields
 from stratum_client.api.model import ControlOutcome, DeviceState, MinerState, PoolStatus
 from stratum_client.secrets import Secret
 from stratum_client.units import GIGA, in_unit
@@ -313,6 +314,7 @@ def _info_power(state: MinerState) -> dict[str, object]:
         "temptarget": 0,
         "overheat_mode": 0,
         "overclockEnabled": 0,
+        **axeos_board_fields(devices),
     }
 
 

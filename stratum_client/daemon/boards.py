@@ -21,14 +21,15 @@ from typing import Any, Final
 
 import structlog
 
-from stratum_client.boards.base import Board
+from stratum_client.api.model import BoardReadout, DeviceState
+from stratum_client.boards.base import Board, Reading
 from stratum_client.boards.registry import load_board
 from stratum_client.boards.runner import BoardRunner
 from stratum_client.boards.safety_task import BoardStatus, SafetyHooks
 from stratum_client.config import DeviceConfig
 from stratum_client.daemon.chain import ChainRunner
 
-__all__ = ["SAFETY_HOLD", "BoardChain", "board_chains", "chain_task"]
+__all__ = ["SAFETY_HOLD", "BoardChain", "board_chains", "chain_task", "with_board"]
 
 SAFETY_HOLD: Final = "safety"
 """The hold the safety task puts on a board's chain while the board is off."""
@@ -123,3 +124,44 @@ def chain_task(runner: ChainRunner, boards: dict[str, BoardChain]) -> Coroutine[
     """What the daemon's task group runs for a chain: its board, or the bare chain."""
     board = boards.get(runner.name)
     return board.run() if board is not None else runner.run()
+
+
+def _value(reading: Reading[float]) -> float | None:
+    return reading.value if reading.ok else None
+
+
+def readout(status: BoardStatus) -> BoardReadout:
+    """A board status as the APIs show it."""
+    r, safety = status.readings, status.safety
+    fan = _value(r.fan_duty_pct) if r is not None else None
+    return BoardReadout(
+        board=status.board,
+        state=str(safety.state),
+        reason=safety.reason,
+        vr_temp_c=_value(r.vr_temp_c) if r is not None else None,
+        fan_rpm=_value(r.fan_rpm) if r is not None else None,
+        fan_percent=fan if fan is not None else safety.fan_percent,
+        input_voltage_v=_value(r.vin_v) if r is not None else None,
+        input_current_a=_value(r.iin_a) if r is not None else None,
+        core_voltage_v=_value(r.vout_v) if r is not None else None,
+        power_w=_value(r.power_w) if r is not None else None,
+    )
+
+
+def with_board(device: DeviceState, boards: dict[str, BoardChain]) -> DeviceState:
+    """``device`` with its board's last readings: ASIC temperature, measured core voltage
+    and, where the board measures it, power (``power_source = "measured"``)."""
+    chain = boards.get(device.name)
+    if chain is None or chain.status is None:
+        return device
+    board = readout(chain.status)
+    readings = chain.status.readings
+    temp = _value(readings.asic_temp_c) if readings is not None else None
+    return replace(
+        device,
+        board=board,
+        temperature_c=temp if temp is not None else device.temperature_c,
+        voltage_v=board.core_voltage_v if board.core_voltage_v is not None else device.voltage_v,
+        power_w=board.power_w if board.power_w is not None else device.power_w,
+        power_source="measured" if board.power_w is not None else device.power_source,
+    )
