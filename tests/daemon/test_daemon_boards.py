@@ -123,3 +123,48 @@ async def test_sigterm_to_a_daemon_process_leaves_the_board_off(
         emulator.update()
         assert_off(emulator)
         assert daemon.logged("board off")
+
+
+async def test_fan_stall_under_the_daemon_safe_state_no_share_lost_and_recovery(
+    tmp_path: Path, pool_factory: PoolFactory
+) -> None:
+    pool = await pool_factory()
+    async with emulated_gamma(tmp_path) as emulator:
+        safety = "stall_s = 2.0\ndwell_s = 1.0"
+        config = parse_config(board_config(emulator, pool, tmp_path, safety))
+        daemon = Daemon(config, handle_signals=False)
+        task = asyncio.create_task(daemon.run())
+        board = daemon.boards["gamma"]
+
+        def state() -> str | None:
+            return None if board.status is None else str(board.status.safety.state)
+
+        await wait_until("shares accepted", lambda: len(pool.accepted) >= 3, WAIT)
+        await wait_until("fan spinning", lambda: emulator.board.emc.rpm > 0, WAIT)
+        clock = emulator.clock
+        emulator.faults.fan_stalled = True
+        stalled_at = clock.now()
+        await wait_until("VOUT off", lambda: not emulator.board.tps.output_on, WAIT)
+        off_after = clock.now() - stalled_at
+        await wait_until("reset asserted", lambda: not emulator.board.reset_released, WAIT)
+        assert state() == "safe"
+        assert daemon.runner("gamma").held
+        # The shares found before the stall are all answered by the pool, none lost.
+        await wait_until("submits answered", lambda: daemon.snapshot().dispatch.in_flight == 0)
+        before = daemon.snapshot().dispatch
+        assert before.lost == 0
+        assert before.accepted == len(pool.accepted)
+        accepted_at_stall = len(pool.accepted)
+
+        emulator.faults.fan_stalled = False
+        await wait_until("recovered", lambda: state() == "mining" and powered(emulator), WAIT)
+        await wait_until("mining again", lambda: len(pool.accepted) > accepted_at_stall + 1, WAIT)
+        assert not daemon.runner("gamma").held
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, WAIT) == 0
+        after = daemon.snapshot().dispatch
+        assert after.lost == 0
+        assert after.accepted == len(pool.accepted)
+        assert_off(emulator)
+    assert off_after < 5.0, f"safe state {off_after:.2f} s after the tach read 0"
+    assert pool.rejected == []
