@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 
+from stratum_client.commands.devices_boards import local_boards_text
 from stratum_client.logsetup import configure_logging
 from stratum_client_bm13xx.probe import PortInfo, ProbeResult, list_ports, probe_chain
 
@@ -27,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--probe", metavar="PORT", help="broadcast a chip-id read on PORT")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--boards", action="store_true", help="list only USB mining boards, "
+                        "each with the [[devices]] table to paste")  # fmt: skip
     parser.add_argument(
         "--timeout",
         type=float,
@@ -39,9 +42,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     """List ports, or probe one; exit status 1 when a probe finds no chips."""
     configure_logging("warning", "console", {})
+    if args.boards:
+        print(local_boards_text())
+        return 0
     if args.probe is None:
         ports = list_ports()
         print(_ports_json(ports) if args.json else _ports_text(ports))
+        if not args.json:
+            print(f"\n{local_boards_text()}")
         return 0
     result = asyncio.run(probe_chain(args.probe, first_timeout=args.timeout))
     print(json.dumps(result.as_dict(), indent=2) if args.json else _probe_text(result))
