@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from stratum_client.config import parse_config
+from stratum_client.config import load_config, parse_config
 from stratum_client.errors import ConfigError
 
 POOL = """
@@ -103,3 +105,13 @@ def test_serial_board_takes_driver_and_chips_from_the_table() -> None:
     ))  # fmt: skip
     (device,) = config.devices
     assert (device.driver, device.port, device.chips) == ("bm1366", "/tmp/asic0", 2)
+
+
+@pytest.mark.parametrize("name", ["gamma", "supra", "ultra"])
+def test_the_shipped_bitaxe_configs_name_their_board_and_both_ports(name: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    (device,) = load_config(root / "configs" / f"bitaxe-{name}.toml", env={}).devices
+    assert device.board is not None
+    assert device.board.spec.board == f"bitaxe-{name}"
+    assert dict(device.board.spec.ports) == {"control": "/dev/ttyACM0", "data": "/dev/ttyACM1"}
+    assert device.port == "/dev/ttyACM1"  # the chip driver opens the ASIC UART
