@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from stratum_client.api.board_fields import BOARD_STATES
+from stratum_client.boards.safety import BoardState
 from stratum_client.config import load_config, parse_config
 from stratum_client.errors import ConfigError
 
@@ -115,3 +117,7 @@ def test_the_shipped_bitaxe_configs_name_their_board_and_both_ports(name: str) -
     assert device.board.spec.board == f"bitaxe-{name}"
     assert dict(device.board.spec.ports) == {"control": "/dev/ttyACM0", "data": "/dev/ttyACM1"}
     assert device.port == "/dev/ttyACM1"  # the chip driver opens the ASIC UART
+
+
+def test_the_api_knows_every_board_state() -> None:
+    assert tuple(BoardState) == BOARD_STATES

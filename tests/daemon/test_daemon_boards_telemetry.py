@@ -11,22 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
-from live_helpers import WAIT, wait_until
+from live_helpers import WAIT, Watcher, wait_until
 
 from stratum_client.boards.emulator.server import BoardEmulator
 from stratum_client.config import ListenAddress, parse_config
 from stratum_client.daemon.app import Daemon
 from stratum_client.daemon.telemetry import CgminerService, RestService, telemetry_services
 from tests.daemon.conftest import PoolFactory
+
+if TYPE_CHECKING:
+    from conftest import MosquittoBroker
 from tests.daemon.test_daemon_boards import board_config, emulated_gamma
 
 T = TypeVar("T")
+BASE = "sct-board"
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # pyasic's pydantic-v1 style models
@@ -44,18 +49,24 @@ class LiveBoard:
 
 
 @contextlib.asynccontextmanager
-async def live_board(tmp_path: Path, pool_factory: PoolFactory) -> AsyncIterator[LiveBoard]:
+async def live_board(
+    tmp_path: Path, pool_factory: PoolFactory, *, safety: str = "", mqtt_port: int | None = None
+) -> AsyncIterator[LiveBoard]:
     pool = await pool_factory()
     async with emulated_gamma(tmp_path) as emulator:
         extra = "[api]\ncgminer_enabled = true\nrest_enabled = true\n"
-        config = parse_config(board_config(emulator, pool, tmp_path) + extra)
+        if mqtt_port is not None:
+            extra += (f"[telemetry.mqtt]\nenabled = true\nport = {mqtt_port}\n"
+                      f'base_topic = "{BASE}"\ninterval = 0.2\n')  # fmt: skip
+        config = parse_config(board_config(emulator, pool, tmp_path, safety) + extra)
         free = ListenAddress("127.0.0.1", 0)
         api = dataclasses.replace(config.api, cgminer_listen=free, rest_listen=free)
         config = dataclasses.replace(config, api=api)
-        cgminer, rest = telemetry_services(config)
+        services = telemetry_services(config, mqtt_backoff_max=0.5)
+        cgminer, rest = services[:2]
         assert isinstance(cgminer, CgminerService)
         assert isinstance(rest, RestService)
-        daemon = Daemon(config, handle_signals=False, services=[cgminer, rest])
+        daemon = Daemon(config, handle_signals=False, services=services)
         task = asyncio.create_task(daemon.run())
         try:
             await wait_until("shares accepted", lambda: len(pool.accepted) >= 1, WAIT)
@@ -131,3 +142,39 @@ async def test_pyasic_reads_the_boards_temperature_and_fan_speed(
     (board,) = [row for row in stats if "Board State" in row]
     assert board["Board State"] == "mining"
     assert within(board["fan1"], rpms, 0.05 * max(rpms))
+
+
+async def test_board_state_transitions_in_rest_and_mqtt_with_ha_discovery(
+    tmp_path: Path, pool_factory: PoolFactory, broker: MosquittoBroker
+) -> None:
+    filters = (f"{BASE}/#", "homeassistant/#")
+    async with (
+        live_board(tmp_path, pool_factory, safety="stall_s = 1.0", mqtt_port=broker.port) as live,
+        Watcher(broker.port, *filters) as mqtt,
+    ):
+        topic = f"{BASE}/device/gamma/state"
+        mining = await mqtt.document(topic, lambda d: d.get("board_state") == "mining")
+        assert live.rest.server is not None
+        web = _web(live.rest.server.port)
+        before = await web.system_info()
+        await wait_until("fan spinning", lambda: live.emulator.board.emc.rpm > 0)
+        live.emulator.faults.fan_stalled = True
+        safe = await mqtt.document(topic, lambda d: d.get("board_state") == "safe")
+        after = await web.system_info()
+        configs = {
+            t: json.loads(payload)
+            for t, payload, retained in mqtt.messages
+            if t.startswith("homeassistant/") and payload and retained
+        }
+
+    assert mining["fan_rpm"] > 0
+    assert mining["vr_temperature_c"] > 0
+    assert mining["power_source"] == "measured"
+    assert safe["board_reason"]
+    assert "fan" in safe["board_reason"]
+    assert (before["boardState"], before["overheat_mode"]) == ("mining", 0)
+    assert (after["boardState"], after["overheat_mode"]) == ("safe", 1)
+    (state_config,) = [c for t, c in configs.items() if t.endswith("gamma_board_state/config")]
+    assert state_config["options"] == ["mining", "throttled", "safe", "locked_out"]
+    assert state_config["state_topic"] == topic
+    assert any(t.endswith("gamma_fan_rpm/config") for t in configs)
