@@ -34,6 +34,11 @@ __all__ = ["SAFETY_HOLD", "BoardChain", "board_chains", "chain_task", "with_boar
 SAFETY_HOLD: Final = "safety"
 """The hold the safety task puts on a board's chain while the board is off."""
 
+RETRY_INITIAL: Final = 1.0
+"""First pause before trying again a board that failed to come up."""
+RETRY_MAX: Final = 60.0
+"""Longest pause between those attempts."""
+
 _log = structlog.get_logger(__name__)
 
 
@@ -50,12 +55,35 @@ class BoardChain:
         self.status: BoardStatus | None = None
         """The last poll's status (None before the first poll)."""
         self.board: Board | None = None
+        self.failures = 0
+        """Times the board failed to come up (or to switch off) since the daemon started."""
+        self.last_error = ""
 
     @property
     def name(self) -> str:
         return self.device.name
 
     async def run(self) -> None:
+        """Run the board until cancelled. A board that fails to come up is left switched
+        off and tried again after a doubling pause, so one bad board stops no other."""
+        pause = RETRY_INITIAL
+        while True:
+            try:
+                await self._session()
+            except Exception as exc:
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if self._stopping():
+                    _log.error(
+                        "board failed while stopping", board=self.name, error=self.last_error
+                    )
+                    return
+                _log.error("board failed; switched off, will retry", board=self.name,
+                           error=self.last_error, retry_in=pause)  # fmt: skip
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX)
+
+    async def _session(self) -> None:
         """Power the board up, mine on it until cancelled, then switch it off."""
         spec = replace(self.entry.spec, name=self.entry.spec.name or self.device.name)
         board = self.board = load_board(spec.board)(spec)

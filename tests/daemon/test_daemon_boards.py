@@ -168,3 +168,24 @@ async def test_fan_stall_under_the_daemon_safe_state_no_share_lost_and_recovery(
         assert_off(emulator)
     assert off_after < 5.0, f"safe state {off_after:.2f} s after the tach read 0"
     assert pool.rejected == []
+
+
+async def test_a_board_that_cannot_open_is_retried_and_stops_nothing(
+    tmp_path: Path, pool_factory: PoolFactory
+) -> None:
+    pool = await pool_factory()
+    async with emulated_gamma(tmp_path) as emulator:
+        config = parse_config(board_config(emulator, pool, tmp_path))
+        emulator.vanish_control()  # unplugged before the daemon starts
+        daemon = Daemon(config, handle_signals=False)
+        task = asyncio.create_task(daemon.run())
+        board = daemon.boards["gamma"]
+        await wait_until("two failed attempts", lambda: board.failures >= 2, WAIT)
+        assert not task.done()
+        assert "control" in board.last_error
+        assert not powered(emulator)
+        emulator.restore_control()
+        await wait_until("shares accepted", lambda: len(pool.accepted) >= 1, WAIT)
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, WAIT) == 0
+        assert_off(emulator)
