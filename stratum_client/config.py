@@ -83,7 +83,7 @@ _DAEMON_KEYS = (
 _POOL_KEYS = (
     "url", "user", "password", "password_env", "password_file", "ca_file", "tls_verify",
     "suggest_difficulty", "extranonce_subscribe", "version_rolling", "version_bits_form",
-    "name",
+    "name", "submit_block_candidates_below_difficulty",
 )  # fmt: skip
 _DEVICE_KEYS = (
     "name", "driver", "port", "chips", "frequency_mhz", "ticket_difficulty",
@@ -154,6 +154,9 @@ def _pool(t: Table) -> PoolConfig:
         extranonce_subscribe=t.get("extranonce_subscribe", ts.boolean, False),
         version_rolling=rolling,
         version_bits_form=t.get("version_bits_form", _version_bits_form, DEFAULT_VERSION_BITS_FORM),
+        submit_block_candidates_below_difficulty=t.get(
+            "submit_block_candidates_below_difficulty", ts.boolean, True
+        ),
     )
 
 

@@ -98,6 +98,8 @@ class PoolConfig:
     version_rolling: bool = True
     version_bits_form: VersionBitsForm = DEFAULT_VERSION_BITS_FORM
     """How submits carry the rolled version: ``xor`` (ESP-Miner's) or ``replace``."""
+    submit_block_candidates_below_difficulty: bool = True
+    """``false`` for pools that judge difficulty before blocks (public-pool)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, TextIO
 
 import structlog
@@ -28,6 +28,7 @@ __all__ = [
     "COMPONENT_LOGGERS",
     "LEVELS",
     "ComponentLevelFilter",
+    "add_log_tap",
     "add_logger_name",
     "clear_secrets",
     "configure_logging",
@@ -291,6 +292,7 @@ def configure_logging(
         add_logger_name,
         ComponentLevelFilter(default, prefixes),
         structlog.processors.add_log_level,
+        _tap,
         *_renderer_chain(fmt, out),
     ]
     structlog.configure(
@@ -300,6 +302,22 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     _install_stdlib_bridge(floor if capture_stdlib else None)
+
+
+_TAPS: list[Callable[[WrappedLogger, str, EventDict], None]] = []
+
+
+def add_log_tap(tap: Callable[[WrappedLogger, str, EventDict], None]) -> Callable[[], None]:
+    """Show ``tap`` every event that passed the level filters (the live log on ``/api/ws``);
+    it must copy before changing anything and must not block. Returns the remover."""
+    _TAPS.append(tap)
+    return lambda: _TAPS.remove(tap) if tap in _TAPS else None
+
+
+def _tap(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    for tap in list(_TAPS):
+        tap(logger, method, event_dict)
+    return event_dict
 
 
 def _install_stdlib_bridge(level: int | None) -> None:

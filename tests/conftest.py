@@ -188,3 +188,44 @@ def idle_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
 
 Broker = MosquittoBroker
 """The name the energy suites annotate with."""
+
+
+# -- the opt-in real-peer test (tests/peers): not even collected without --real-pool --------
+
+_PEERS = Path(__file__).parent / "peers"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("real-pool", "the daemon against real peers (tests/peers/README.md)")
+    group.addoption("--real-pool", action="store_true", help="collect and run tests/peers")
+    for name, env, what in (
+        ("--pool-url", "REAL_POOL_URL", "the pool's stratum+tcp:// URL"),
+        ("--bitcoind-rpc", "REAL_POOL_RPC", "bitcoind RPC URL with credentials"),
+        ("--payout-address", "REAL_POOL_ADDRESS", "the payout address (user <address>.emu)"),
+        ("--real-pool-duration", "REAL_POOL_DURATION", "seconds of mining (default 60)"),
+    ):
+        group.addoption(name, default=os.environ.get(env), help=f"{what}; env {env}")
+    group.addoption(
+        "--submit-below-difficulty",
+        action="store_true",
+        default=os.environ.get("REAL_POOL_SUBMIT_BELOW") == "1",
+        help="submit block candidates below the pool difficulty (block-first pools such as "
+        "ckpool); off for public-pool; env REAL_POOL_SUBMIT_BELOW=1",
+    )
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/peers needs outside peers: it is left out of the default suite entirely."""
+    if collection_path == _PEERS and not config.getoption("--real-pool"):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Named on the command line (``pytest tests/peers``) it is deselected instead."""
+    if config.getoption("--real-pool"):
+        return
+    peers = [item for item in items if _PEERS in item.path.parents]
+    if peers:
+        config.hook.pytest_deselected(items=peers)
+        items[:] = [item for item in items if item not in peers]

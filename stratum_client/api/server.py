@@ -27,6 +27,9 @@ __all__ = ["Admission", "ApiServer", "ListenError", "peer_host"]
 
 log = structlog.get_logger(__name__)
 
+LISTEN_RETRY = 5.0
+"""Seconds between attempts to bind a taken port."""
+
 _WHY = {
     errno.EADDRINUSE: "the port is already in use (another program, or a second daemon)",
     errno.EACCES: "binding it needs privileges (ports below 1024)",
@@ -125,6 +128,29 @@ class ApiServer:
             raise ListenError(self.what, self.listen, self.option, exc) from None
         await self._started()
         log.info(f"{self.what} listening", listen=f"{self.listen.host}:{self.port}")
+
+    async def serve(self, ready: asyncio.Event, retry: float = LISTEN_RETRY) -> None:
+        """Listen until cancelled, ``ready`` set while listening.
+
+        A bind failure (a taken port) is logged once as an error that names the option
+        to change, then retried every ``retry`` seconds at debug level: no traceback
+        every few seconds, and the API comes up by itself once the port is free.
+        """
+        told = False
+        while True:
+            try:
+                await self.start()
+                break
+            except ListenError as exc:
+                (log.debug if told else log.error)(f"{self.what} not listening", error=str(exc))
+                told = True
+                await asyncio.sleep(retry)
+        try:
+            ready.set()
+            await asyncio.Event().wait()
+        finally:
+            ready.clear()
+            await self.stop()
 
     async def stop(self) -> None:
         if self._server is None:

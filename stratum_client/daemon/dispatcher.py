@@ -60,6 +60,7 @@ from stratum_client.protocol import events as ev
 from stratum_client.protocol.jobs import same_work
 from stratum_client.protocol.messages import SubmitErrorCode
 from stratum_client.work.builder import MIDSTATE_COUNTS, JobBuilder
+from stratum_client.work.candidates import hold_back_reason
 from stratum_client.work.extranonce import Extranonce2Counter
 from stratum_client.work.job import Job, Work
 from stratum_client.work.target import DIFF1_TARGET, difficulty_to_target, nbits_to_target
@@ -256,6 +257,8 @@ class _PoolWork:
     difficulty: float | None = None
     difficulty_since_down: bool = False
     version_mask: int = 0
+    submit_below: bool = True
+    """Its ``submit_block_candidates_below_difficulty`` (from ``PoolUp``)."""
     jobs: OrderedDict[str, _JobEntry] = field(default_factory=OrderedDict)
     counters: OrderedDict[tuple[str, bytes, int], Extranonce2Counter] = field(
         default_factory=OrderedDict
@@ -292,7 +295,7 @@ class _Verdict:
     bits: int = 0
     pool: _PoolWork | None = None
     meets_pool: bool = False
-    """For stale nonces: it would have been a share (so a share is lost)."""
+    """It meets the pool's share target (stale nonces: so a share is lost)."""
 
 
 _SHARE_CLASSES = frozenset({NonceClass.SHARE, NonceClass.BLOCK})
@@ -374,6 +377,7 @@ class Dispatcher:
         if not event.resumed and not pool.difficulty_since_down:
             pool.difficulty = None  # the old session's vardiff does not carry over
         pool.up = True
+        pool.submit_below = event.submit_block_candidates_below_difficulty
         changed = self._adopt_extranonce(
             pool, event.extranonce1, event.extranonce2_size, LOST_NOT_RESUMED
         )
@@ -613,9 +617,10 @@ class Dispatcher:
             )
             return _Verdict(NonceClass.STALE, difficulty, bits, pool, value <= target)
         pool = self._pools[entry.pool]
+        meets_pool = value <= difficulty_to_target(pool.difficulty_for(job))
         if value <= nbits_to_target(job.nbits):
-            return _Verdict(NonceClass.BLOCK, difficulty, bits, pool)
-        if value > difficulty_to_target(pool.difficulty_for(job)):
+            return _Verdict(NonceClass.BLOCK, difficulty, bits, pool, meets_pool)
+        if not meets_pool:
             return _Verdict(NonceClass.BELOW_DIFFICULTY, difficulty, bits, pool)
         return _Verdict(NonceClass.SHARE, difficulty, bits, pool)
 
@@ -656,6 +661,13 @@ class Dispatcher:
             stats.record_found(share.difficulty, block=block)
         if block:
             _log.warning("block candidate found", job_id=share.job.job_id, device=share.device)
+        held = hold_back_reason(
+            block=block, meets_pool=verdict.meets_pool, submit_below=verdict.pool.submit_below
+        )
+        if held is not None:
+            _log.warning("block candidate held back", reason=held, difficulty=share.difficulty)
+            self._lose(share, held)
+            return []
         if verdict.pool.up and verdict.pool.session_job:
             self._send(share)
             return [SubmitShare(share)]

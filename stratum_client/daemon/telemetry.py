@@ -339,7 +339,7 @@ class CgminerService:
         self.server = CgminerServer(
             self.listen, self.allow, StateBuilder(daemon), DaemonControl(daemon)
         )
-        await _listen_until_cancelled(self.server, self.ready)
+        await self.server.serve(self.ready)
 
 
 class RestService:
@@ -350,25 +350,18 @@ class RestService:
         self.token = config.api.rest_token
         self.server: RestServer | None = None
         self.ready = asyncio.Event()
+        self.ledger_path = config.energy.ledger.resolve_path(config.daemon.state_dir)
+        self.history_interval = 60.0
 
     def __repr__(self) -> str:
         return f"RestService({self.listen})"
 
     async def __call__(self, daemon: Daemon) -> None:
         self.server = RestServer(
-            self.listen, StateBuilder(daemon), DaemonControl(daemon), token=self.token
-        )
-        await _listen_until_cancelled(self.server, self.ready)
-
-
-async def _listen_until_cancelled(server: CgminerServer | RestServer, ready: asyncio.Event) -> None:
-    """Keep ``server`` listening until the companion is cancelled; ``ready`` while it does."""
-    async with server:
-        ready.set()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            ready.clear()
+            self.listen, StateBuilder(daemon), DaemonControl(daemon), token=self.token,
+            ledger_path=self.ledger_path, history_interval=self.history_interval,
+        )  # fmt: skip
+        await self.server.serve(self.ready)
 
 
 class MqttService:

@@ -457,7 +457,8 @@ class PoolManager:
         en1 = link.session.extranonce1 or b""
         size = link.session.extranonce2_size
         link.log.info("pool up", resumed=sub.resumed, extranonce2_size=size)
-        self._emit(PoolUp(link.index, link.pool.config.name, en1, size, sub.resumed, now))
+        below = link.pool.config.submit_block_candidates_below_difficulty
+        self._emit(PoolUp(link.index, link.pool.config.name, en1, size, sub.resumed, now, below))
 
     def _on_authorization_failed(self, link: _Link, event: ev.AuthorizationFailed) -> None:
         code = "" if event.code is None else f" (code {event.code})"

@@ -62,6 +62,8 @@ class PoolUp:
     resumed: bool
     """The pool kept our previous session (same extranonce1): earlier jobs may be valid."""
     at: float
+    submit_block_candidates_below_difficulty: bool = True
+    """The pool's setting: submit a block candidate that misses the pool target."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 
 import pytest
+import structlog
 
 from stratum_client.api.cgminer_server import CgminerServer
 from stratum_client.api.model import MinerState
@@ -37,3 +40,31 @@ async def test_busy_port_names_port_and_option() -> None:
             assert option in message
             assert "already in use" in message
             await server.stop()  # never started: a no-op
+
+
+async def test_busy_port_is_one_error_then_quiet_retries_until_free() -> None:
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    server = CgminerServer(ListenAddress("127.0.0.1", port), (), _state, None)  # type: ignore[arg-type]
+    ready = asyncio.Event()
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(server.serve(ready, retry=0.02))
+        for _ in range(1000):  # five refusals: one error, then quiet retries
+            if sum(1 for e in logs if "not listening" in e["event"]) >= 5:
+                break
+            await asyncio.sleep(0.01)
+        holder.close()
+        async with asyncio.timeout(10):
+            await ready.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    refused = [e for e in logs if "not listening" in e["event"]]
+    assert [e["log_level"] for e in refused[:2]] == ["error", "debug"]
+    assert sum(1 for e in refused if e["log_level"] == "error") == 1
+    assert "[api] cgminer_listen" in refused[0]["error"]
+    assert all("exc_info" not in e for e in refused)
+    assert not ready.is_set()  # cleared when the task ended

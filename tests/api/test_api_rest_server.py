@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import warnings
@@ -99,7 +100,7 @@ async def test_limits_on_head_body_time_and_rate(
         slow = await asyncio.wait_for(reader.read(), timeout=5)
         writer.close()
         short_body = await http(
-            server.port, b"PATCH /api/system HTTP/1.1\r\nContent-Length: 50\r\n\r\n{}"
+            server.port, b"PATCH /api/system HTTP/1.1\r\nHost: m\r\nContent-Length: 50\r\n\r\n{}"
         )
         garbage = await http(server.port, b"\x16\x03\x01\x02\x00\x01\r\n\r\n")
         ok = await http(server.port, request("GET", "/api/system/asic"))
@@ -111,6 +112,35 @@ async def test_limits_on_head_body_time_and_rate(
     assert garbage[0] == 400
     assert ok[0] == 200
     assert limited[0] == 429
+    assert control.calls == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /\r\n\r\n", 505),  # HTTP/0.9
+        (b"GET / HTTP/2.0\r\nHost: m\r\n\r\n", 505),
+        (b"G@T / HTTP/1.1\r\nHost: m\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: m\r\nBad Header: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: m\r\n folded: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host
+        (b"POST / HTTP/1.1\r\nHost: m\r\nContent-Length: 99999\r\n\r\n", 413),
+        (b"POST / HTTP/1.1\r\nHost: m\r\nContent-Length: -1\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: m\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: m\r\n" + b"A: b\r\n" * 70 + b"\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: m\r\n\r\n", 431),
+        (b"GET /?" + b"&".join(b"k%d=v" % i for i in range(40)) + b" HTTP/1.1\r\nHost: m\r\n\r\n",
+         400),
+    ],
+)  # fmt: skip
+async def test_bad_requests_get_a_json_error(
+    state: MinerState, control: RecordingControl, raw: bytes, status: int
+) -> None:
+    async with serving(state, control) as server:
+        got, headers, body = await http(server.port, raw)
+    assert got == status
+    assert headers["Content-Type"] == "application/json"
+    assert "error" in json.loads(body)
     assert control.calls == []
 
 
@@ -196,6 +226,13 @@ async def test_a_failing_state_provider_gives_500_and_the_server_lives(
 # --------------------------------------------------------------------------- pyasic
 
 
+def _one_model(state: MinerState) -> MinerState:
+    """The same host with both chains on BM1366 chips: AxeOS describes one chip model,
+    and pyasic picks its Bitaxe class by it (a mixed host names every model)."""
+    devices = tuple(dataclasses.replace(d, model="BM1366") for d in state.devices)
+    return dataclasses.replace(state, devices=devices)
+
+
 def _web(port: int) -> ESPMinerWebAPI:
     web = ESPMinerWebAPI("127.0.0.1")
     web.port = port
@@ -208,7 +245,7 @@ def _web(port: int) -> ESPMinerWebAPI:
 async def test_pyasic_detects_a_bitaxe_ultra_and_reads_its_data(
     state: MinerState, control: RecordingControl
 ) -> None:
-    async with serving(state, control) as server:
+    async with serving(_one_model(state), control) as server:
         miner = await MinerFactory().get_miner(f"127.0.0.1:{server.port}")
         assert isinstance(miner, BitAxeUltra)
         miner.web = _web(server.port)
@@ -231,7 +268,7 @@ async def test_pyasic_detects_a_bitaxe_ultra_and_reads_its_data(
 async def test_pyasic_web_client_reads_info_and_asic_but_cannot_write(
     state: MinerState, control: RecordingControl
 ) -> None:
-    async with serving(state, control) as server:
+    async with serving(_one_model(state), control) as server:
         web = _web(server.port)
         info = await web.system_info()
         asic = await web.asic_info()

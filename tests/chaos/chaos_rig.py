@@ -245,7 +245,8 @@ class Rig:
         await self.quiesce()
         for ledger in self.ledgers():
             assert ledger.problems(lossy_line=lossy_line) == [], ledger
-        assert self.share_problems(pools) == []
+        problems = self.share_problems(pools)
+        assert problems == [], problems
         assert await self.stop() == 0
 
     # -- the four questions ---------------------------------------------------------------

@@ -94,6 +94,10 @@ async def test_shares_found_while_the_pool_was_half_open_are_credited_after_the_
     ):
         await rig.wait_mining(pool, 2)
         mined = pool.accepted[-1].job_id
+        # Go silent between two shares: a submit already on the wire whose reply the proxy
+        # then withholds is the lost-reply scenario (test_pool_faults), and its resend is
+        # rightly answered "Duplicate share"; this scenario is about shares found after.
+        await rig.wait_for(lambda: rig.snapshot().dispatch.in_flight == 0, "no share on the wire")
         proxy.half_open = True
         newer = await pool.broadcast_new_job()  # same block; the silent proxy swallows it
 

@@ -797,3 +797,11 @@ def test_every_key_is_in_the_example_and_the_reference(section: str) -> None:
             continue
         assert re.search(rf"^#? ?{key} = ", example, re.MULTILINE), f"{section}.{key}"
         assert f"`{key}`" in reference, f"{section}.{key}"
+
+
+def test_submit_block_candidates_below_difficulty_is_read_per_pool() -> None:
+    pools = [pool(submit_block_candidates_below_difficulty=False), pool(name="b")]
+    config = parse_config(minimal(pools=pools))
+    assert [p.submit_block_candidates_below_difficulty for p in config.pools] == [False, True]
+    err = error_for(minimal(pools=[pool(submit_block_candidates_below_difficulty="no")]))
+    assert err.field == "pools[0].submit_block_candidates_below_difficulty"

@@ -173,3 +173,46 @@ def test_a_pool_added_while_running_is_read_like_a_pools_table() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_pool({"url": "http://x", "user": "", "pasword": "x"})
     assert [e.field for e in caught.value.errors] == ["pools[0].pasword", "pools[0].url"]
+
+
+CHAIN_MISTAKES = """\
+[[pools]]
+url = "stratum+tcp://pool.example.com:3333"
+user = "w"
+
+[[devices]]
+driver = "bm1366"
+port = "/dev/ttyACM0"
+chips = 1
+options = { ramp_step_dely = 0 }
+
+[[devices]]
+driver = "no-such-chip"
+port = "/dev/ttyACM1"
+chips = 1
+
+[[devices]]
+driver = "bm1366"
+port = "/dev/ttyACM2"
+chips = 1
+enabled = false
+options = { also_wrong = 1 }
+"""
+"""A file the schema accepts, with chains the daemon could not start: a driver option
+misspelt, a driver not installed; the disabled chain is never started, so not checked."""
+
+
+def test_check_command_also_checks_what_starting_each_chain_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(CHAIN_MISTAKES, encoding="utf-8")
+    assert len(load_config(path).devices) == 3
+    assert main(["check", "--config", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"{path}: 2 problems"
+    assert lines[1].startswith("  devices[0] (bm1366-0): ")
+    assert "ramp_step_dely" in lines[1]
+    assert lines[2].startswith("  devices[1] (no-such-chip-1): ")
+    assert "no-such-chip" in lines[2].split(": ", 1)[1]
+    assert not any("also_wrong" in line for line in lines)
