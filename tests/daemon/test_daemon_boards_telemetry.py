@@ -161,6 +161,14 @@ async def test_board_state_transitions_in_rest_and_mqtt_with_ha_discovery(
         live.emulator.faults.fan_stalled = True
         safe = await mqtt.document(topic, lambda d: d.get("board_state") == "safe")
         after = await web.system_info()
+
+        def discovered() -> bool:
+            return any(
+                t.endswith("gamma_board_state/config") and payload and retained
+                for t, payload, retained in mqtt.messages
+            )
+
+        await wait_until("board state discovery", discovered)
         configs = {
             t: json.loads(payload)
             for t, payload, retained in mqtt.messages
