@@ -163,16 +163,27 @@ async def test_board_state_transitions_in_rest_and_mqtt_with_ha_discovery(
         after = await web.system_info()
 
         def discovered() -> bool:
+            # live-forwarded messages carry no retain flag: the board's sensors are
+            # offered after its first reading, often after this watcher subscribed
             return any(
-                t.endswith("gamma_board_state/config") and payload and retained
-                for t, payload, retained in mqtt.messages
+                t.endswith("gamma_board_state/config") and payload
+                for t, payload, _ in mqtt.messages
             )
 
         await wait_until("board state discovery", discovered)
+        async with Watcher(broker.port, "homeassistant/#") as fresh:  # it was retained
+
+            def kept() -> bool:
+                return any(
+                    t.endswith("gamma_board_state/config") and payload and retained
+                    for t, payload, retained in fresh.messages
+                )
+
+            await wait_until("board state discovery retained", kept)
         configs = {
             t: json.loads(payload)
-            for t, payload, retained in mqtt.messages
-            if t.startswith("homeassistant/") and payload and retained
+            for t, payload, _ in mqtt.messages
+            if t.startswith("homeassistant/") and payload
         }
 
     assert mining["fan_rpm"] > 0
