@@ -29,6 +29,7 @@ from typing import TypeVar, cast
 from stratum_client import config_values as cv
 from stratum_client import tomlschema as ts
 from stratum_client.alerts.config import parse_alerts
+from stratum_client.boards.config import BOARD_KEYS, ParsedBoard, parse_board
 from stratum_client.config_lines import key_lines, locate
 from stratum_client.config_schema import (
     DEFAULT_CONFIG_PATH,
@@ -87,7 +88,7 @@ _POOL_KEYS = (
 )  # fmt: skip
 _DEVICE_KEYS = (
     "name", "driver", "port", "chips", "frequency_mhz", "ticket_difficulty",
-    "difficulty_scale", "enabled", "options",
+    "difficulty_scale", "enabled", "options", *BOARD_KEYS,
 )  # fmt: skip
 _API_KEYS = (
     "cgminer_enabled", "cgminer_listen", "cgminer_allow", "rest_enabled", "rest_listen",
@@ -191,17 +192,33 @@ def _pool_policy(t: Table) -> PoolPolicy:
 
 
 def _device(t: Table, index: int) -> DeviceConfig:
+    if "board" in t.data:  # the board implies driver, port and chips
+        board = parse_board(t)
+        chain = board.chain
+        return _chain(t, index, (chain.driver, chain.port, chain.chips), board)
     driver = t.require("driver", _DRIVER_NAME, "a driver name such as bm1366")
+    port = t.require("port", ts.text, "a device path such as /dev/ttyACM0 or a pyserial URL")
+    chips = t.require("chips", ts.integer(1, 256), "the number of chips on the chain")
+    return _chain(t, index, (driver, port, chips), None)
+
+
+def _chain(
+    t: Table, index: int, where: tuple[str, str, int], board: ParsedBoard | None
+) -> DeviceConfig:
+    driver, port, chips = where
     return DeviceConfig(
         name=t.get("name", _DEVICE_NAME, f"{driver}-{index}"),
         driver=driver,
-        port=t.require("port", ts.text, "a device path such as /dev/ttyACM0 or a pyserial URL"),
-        chips=t.require("chips", ts.integer(1, 256), "the number of chips on the chain"),
-        frequency_mhz=t.optional("frequency_mhz", ts.number(1, 2000)),
+        port=port,
+        chips=chips,
+        frequency_mhz=board.chain.frequency_mhz
+        if board
+        else t.optional("frequency_mhz", ts.number(1, 2000)),
         ticket_difficulty=t.get("ticket_difficulty", ts.number(1), 256.0),
         difficulty_scale=t.get("difficulty_scale", ts.number(0, 1, lo_open=True), 1.0),
         enabled=t.get("enabled", ts.boolean, True),
         options=t.get("options", ts.free_table, MappingProxyType({})),
+        board=board.entry if board else None,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 from stratum_client import __version__
 from stratum_client.alerts.config import AlertsConfig
 from stratum_client.asic.records import DeviceSpec
+from stratum_client.boards.config import BoardEntry
 from stratum_client.energy.config import EnergyConfig, parse_energy
 from stratum_client.eventloop import EventLoopChoice
 from stratum_client.mqtt_session import Broker
@@ -138,6 +139,8 @@ class DeviceConfig:
     difficulty_scale: float = 1.0
     enabled: bool = True
     options: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    board: BoardEntry | None = None
+    """Set when the table names a ``board``: the daemon runs the chain under it."""
 
     def to_spec(self) -> DeviceSpec:
         """The driver's view of this table."""

@@ -31,6 +31,7 @@ CORE_FILES = (
     "stratum_client/api/cgminer_writes.py",
     "stratum_client/api/ratelimit.py",
     "stratum_client/api/rest.py",
+    "stratum_client/api/board_fields.py",
     "stratum_client/api/rest_http.py",
     "stratum_client/api/rest_writes.py",
     "stratum_client/api/rest_history.py",
@@ -140,6 +141,7 @@ KNOWN_IO_IMPORTS: dict[str, set[str]] = {
             "stratum_client.telemetry.topics",
             "stratum_client.telemetry.commands",
             "stratum_client.telemetry.discovery",
+            "stratum_client.api.board_fields",
         )
     },
 }

@@ -7,6 +7,7 @@ estimate from a handful of nonces would be noise.
 
 from __future__ import annotations
 
+from stratum_client.api.board_fields import cgminer_board_fields
 from stratum_client.api.cgminer_wire import (
     API_VERSION,
     CGMINER_COMPAT,
@@ -293,6 +294,7 @@ def _stats_device(number: int, index: int, device: DeviceState) -> JsonRow:
         "Dups": sum(chip.duplicates for chip in device.chip_counters),
         "Hardware Errors": device.hw_errors,
     }
+    row.update(cgminer_board_fields(device))
     for chip in device.chip_counters:
         row[f"Chip{chip.index} Nonces"] = chip.nonces
         row[f"Chip{chip.index} HW"] = chip.hw_errors

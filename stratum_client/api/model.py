@@ -25,6 +25,7 @@ from stratum_client.pool.types import PoolStatus
 from stratum_client.secrets import Secret
 
 __all__ = [
+    "BoardReadout",
     "ChipState",
     "ControlOutcome",
     "DeviceState",
@@ -112,6 +113,27 @@ class ChipState:
 
 
 @dataclass(frozen=True, slots=True)
+class BoardReadout:
+    """What a chain's board measured at its last poll (None: not measured or failed)."""
+
+    board: str
+    """Board name, e.g. ``"bitaxe-gamma"``."""
+    state: str
+    """Safety state: ``mining``, ``throttled``, ``safe``, ``locked_out`` …"""
+    reason: str | None = None
+    """Why the board is in the safe state, when it is."""
+    vr_temp_c: float | None = None
+    fan_rpm: float | None = None
+    fan_percent: float | None = None
+    input_voltage_v: float | None = None
+    input_current_a: float | None = None
+    core_voltage_v: float | None = None
+    """Measured core voltage (the regulator's READ_VOUT)."""
+    power_w: float | None = None
+    """Measured power; when set, :attr:`DeviceState.power_w` is this."""
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceState:
     """One chain of chips (one ``[[devices]]`` table)."""
 
@@ -143,6 +165,10 @@ class DeviceState:
     elapsed: float = 0.0
     """Seconds since the chain last started."""
     chip_counters: tuple[ChipState, ...] = ()
+    board: BoardReadout | None = None
+    """The board the chain runs on, when its ``[[devices]]`` table names one."""
+    power_source: str = "model"
+    """Where :attr:`power_w` comes from: ``"model"`` (energy figures) or ``"measured"``."""
 
     @property
     def chips_alive(self) -> int:

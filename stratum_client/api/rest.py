@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from stratum_client.api.board_fields import axeos_board_fields
 from stratum_client.api.model import ControlOutcome, DeviceState, MinerState, PoolStatus
 from stratum_client.api.rest_http import (
     MAX_BODY,
@@ -191,6 +192,7 @@ def _info_power(state: MinerState) -> dict[str, object]:
         "temptarget": 0,
         "overheat_mode": 0,
         "overclockEnabled": 0,
+        **axeos_board_fields(devices),
     }
 
 

@@ -1,6 +1,6 @@
 """``python -m stratum_client.boards``: bring one board up, watch it, switch it off.
 
-A bench tool for a board on its own (the daemon's wiring comes later): opens the board,
+A bench tool for a board on its own (the daemon runs boards from the config): opens the board,
 powers it up, starts its chip driver (enumerate, ramp; no work is sent), runs the safety
 loop and prints each poll's status as one JSON line, until SIGTERM or SIGINT, then powers
 the board down and exits 0. Also ``--list`` (installed boards) and ``--devices`` (USB

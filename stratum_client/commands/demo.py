@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from stratum_client import eventloop
+from stratum_client.commands.board_emulation import BOARDS, board_devices_table, emulated_board
 from stratum_client.config import Config, parse_config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service, format_hashrate
 from stratum_client.daemon.telemetry import telemetry_services
@@ -141,6 +142,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--cgminer-port", type=int, default=4028, help="0 turns it off")
     parser.add_argument("--rest-port", type=int, default=8080, help="0 turns it off")
+    parser.add_argument("--board", choices=BOARDS, help="mine on an emulated board instead "
+                        "(power-up, safety loop and power-down included)")  # fmt: skip
     parser.add_argument("--log-level", choices=tuple(LEVELS), default="warning")
     parser.set_defaults(func=run)
 
@@ -207,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace, chips: dict[str, int]) -> DemoSummary:
     with tempfile.TemporaryDirectory(prefix="stratum-client-demo-") as workdir:
+        if args.board:
+            return await _demo_board(args, Path(workdir))
         ports = {"bm1366": f"{workdir}/asic0", "bm1397": f"{workdir}/asic1"}
         emulated = [
             (EmulatedChain(model, count, difficulty_scale=DIFFICULTY_SCALE), ports[model])
@@ -222,6 +227,30 @@ async def _demo(args: argparse.Namespace, chips: dict[str, int]) -> DemoSummary:
                 pool.url, ports, chips, cgminer_port=args.cgminer_port, rest_port=args.rest_port
             )
             return await _mine(config, pool, args.duration)
+
+
+async def _demo_board(args: argparse.Namespace, workdir: Path) -> DemoSummary:
+    """The demo on one emulated board: its chain is the only one."""
+    async with (
+        LocalPool(strict=True, difficulty=POOL_DIFFICULTY, job_interval=JOB_INTERVAL) as pool,
+        emulated_board(
+            args.board,
+            workdir / "control",
+            workdir / "data",
+            difficulty_scale=DIFFICULTY_SCALE,
+            hashrate=None,
+        ) as emulator,  # fmt: skip
+        _new_blocks(pool),
+    ):
+        ports = {"bm1366": f"{workdir}/unused0", "bm1397": f"{workdir}/unused1"}
+        base = demo_config(pool.url, ports, {"bm1366": 1, "bm1397": 1},
+                           cgminer_port=args.cgminer_port, rest_port=args.rest_port)  # fmt: skip
+        table = board_devices_table(args.board, emulator, difficulty_scale=DIFFICULTY_SCALE,
+                                    name=f"demo-{args.board}")  # fmt: skip
+        pool_table = f'[[pools]]\nurl = "{pool.url}"\nuser = "demo.worker"\n'
+        board = parse_config(pool_table + table, source="the demo's board table")
+        config = replace(base, devices=board.devices)
+        return await _mine(config, pool, args.duration)
 
 
 async def _mine(config: Config, pool: LocalPool, duration: float | None) -> DemoSummary:

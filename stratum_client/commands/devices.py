@@ -16,6 +16,7 @@ import json
 from stratum_client.asic.detect import PortInfo, ProbeResult
 from stratum_client.asic.registry import detect_chain
 from stratum_client.asic.transport import list_ports
+from stratum_client.commands.devices_boards import local_boards_text
 from stratum_client.logsetup import configure_logging
 
 __all__ = ["add_parser", "run"]
@@ -30,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--probe", metavar="PORT", help="broadcast a chip-id read on PORT")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--boards", action="store_true", help="list only USB mining boards, "
+                        "each with the [[devices]] table to paste")  # fmt: skip
     parser.add_argument(
         "--timeout",
         type=float,
@@ -42,9 +45,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     """List ports, or probe one; exit status 1 when a probe finds no chips."""
     configure_logging("warning", "console", {})
+    if args.boards:
+        print(local_boards_text())
+        return 0
     if args.probe is None:
         ports = list_ports()
         print(_ports_json(ports) if args.json else _ports_text(ports))
+        if not args.json:
+            print(f"\n{local_boards_text()}")
         return 0
     result = asyncio.run(detect_chain(args.probe, timeout=args.timeout))
     print(json.dumps(result.as_dict(), indent=2) if args.json else _probe_text(result))

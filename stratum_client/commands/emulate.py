@@ -21,6 +21,7 @@ import signal
 import sys
 from collections.abc import Iterator
 
+from stratum_client.commands.board_emulation import BOARDS, serve_board
 from stratum_client.errors import InputError
 from stratum_client.logsetup import LEVELS, configure_logging
 from stratum_client_bm13xx.emulator import BRIDGES, EMULATED_MODELS
@@ -58,6 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="chip model (default %(default)s)",
     )
     chains.add_argument("--chips", type=int, default=1, help="chips per chain (default 1)")
+    chains.add_argument("--board", choices=BOARDS, help="serve a whole board instead: "
+                        "its control and data ports at --link + '-control' / '-data'")  # fmt: skip
     chains.add_argument(
         "--link",
         default="/tmp/asic0",  # noqa: S108 - a symlink the user asks for, in the usual place
@@ -202,6 +205,8 @@ def run(args: argparse.Namespace) -> int:
     """Serve the chains until a signal or ``--duration``; print a summary; exit 0."""
     configure_logging(args.log_level, "console", {})
     _checked(args)
+    if args.board:
+        return serve_board(args)
     chains = _chains(args)
     links = expand_links(args.link, args.chains)
     plan = _plan(args)

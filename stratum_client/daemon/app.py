@@ -28,6 +28,7 @@ import structlog
 
 from stratum_client.asic.base import AsicDriver, FoundNonce
 from stratum_client.config import Config, DeviceConfig, load_config
+from stratum_client.daemon.boards import BoardChain, board_chains, chain_task
 from stratum_client.daemon.chain import ChainRunner
 from stratum_client.daemon.chain_drivers import resolve_drivers
 from stratum_client.daemon.dispatcher import (
@@ -129,6 +130,7 @@ class Daemon:
             pending_limit=config.pool_policy.pending_share_limit,
         )
         self._runners = [ChainRunner(device, self, clock=clock) for device, _ in drivers]
+        self._boards = board_chains(self._runners, lambda: self._stopping)
 
     # -- public control -------------------------------------------------------------------
 
@@ -148,6 +150,11 @@ class Daemon:
     @property
     def runners(self) -> tuple[ChainRunner, ...]:
         return tuple(self._runners)
+
+    @property
+    def boards(self) -> dict[str, BoardChain]:
+        """The chains that run on a board, by chain name."""
+        return self._boards
 
     def runner(self, name: str) -> ChainRunner:
         """The runner of chain ``name``; KeyError names the chains there are."""
@@ -249,7 +256,7 @@ class Daemon:
         async with asyncio.TaskGroup() as tasks:
             manager = tasks.create_task(self._manager.run(), name="pool-manager")
             chains = [
-                tasks.create_task(runner.run(), name=f"chain-{runner.name}")
+                tasks.create_task(chain_task(runner, self._boards), name=f"chain-{runner.name}")
                 for runner in self._runners
             ]
             status = tasks.create_task(self._status_loop(), name="daemon-status")

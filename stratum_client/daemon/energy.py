@@ -39,6 +39,11 @@ import structlog
 from stratum_client.asic.registry import load_driver
 from stratum_client.config import Config
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
+from stratum_client.daemon.board_power import (
+    board_power_signals,
+    board_power_specs,
+    feed_board_power,
+)
 from stratum_client.daemon.chain import ChainRunner
 from stratum_client.daemon.energy_clocks import ScaledClocks
 from stratum_client.daemon.energy_report import StepRecord, governor_state, ledger_payload
@@ -113,7 +118,8 @@ class EnergyService:
         self._reconnect_max = reconnect_max
         self._on_step = on_step
         self._base_topic = config.telemetry.mqtt.base_topic.rstrip("/")
-        self.board = SignalBoard(self.energy.signals)
+        self.board = SignalBoard([*self.energy.signals, *board_power_specs(config)])
+        self._board_power_fed: dict[str, float] = {}
         self.subscriber = SignalSubscriber(
             self.board,
             config.telemetry.mqtt.broker(client_suffix="-energy"),
@@ -187,7 +193,8 @@ class EnergyService:
                     device.name, chip_model, device.chips, device.frequency_mhz
                 )
             )
-        return Governor(self.energy.policy, models, self.energy.power_signals)
+        signals = {**board_power_signals(self.config), **self.energy.power_signals}
+        return Governor(self.energy.policy, models, signals)
 
     async def _refuse(self, daemon: Daemon, problem: str) -> None:
         """A config the governor cannot use: say so, apply the fail-safe, stay put."""
@@ -252,6 +259,7 @@ class EnergyService:
         now, wall = self._clocks.now(), self._clocks.wall()
         snapshot = daemon.snapshot()
         self._count_work(snapshot, accumulator)
+        feed_board_power(self.board, daemon.boards, now, self._board_power_fed)
         decision = governor.step(now, self.board)
         self._apply(daemon, decision)
         rows = accumulator.sample(

@@ -40,6 +40,7 @@ from stratum_client.asic.registry import chip_facts, load_driver
 from stratum_client.config import Config, ListenAddress, parse_pool
 from stratum_client.daemon import chip_health
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
+from stratum_client.daemon.boards import with_board
 from stratum_client.daemon.chain import ChainRunner, ChainStatus
 from stratum_client.daemon.dispatcher import DeviceSnapshot, PoolSnapshot
 from stratum_client.daemon.power_estimate import PowerEstimates
@@ -106,7 +107,12 @@ class StateBuilder:
         by_name = {device.name: device for device in dispatch.devices}
         runners = {runner.name: runner for runner in self.daemon.runners}
         devices = tuple(
-            self._device(status, runners.get(status.name), by_name.get(status.name), snap, mono)
+            with_board(
+                self._device(
+                    status, runners.get(status.name), by_name.get(status.name), snap, mono
+                ),
+                self.daemon.boards,
+            )
             for status in snap.chains
         )
         holds = sorted({reason for chain in snap.chains for reason in chain.paused_by})

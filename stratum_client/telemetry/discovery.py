@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from stratum_client.api.board_fields import BOARD_STATES
 from stratum_client.api.model import DeviceState, DeviceStatus, MinerState, MiningState
 from stratum_client.telemetry.topics import OFFLINE, ONLINE, Message, Topics, slug
 
@@ -107,6 +108,24 @@ MINER_SENSORS = (
     _CHIPS_ALIVE,
 )
 
+BOARD_SENSORS = (
+    _enum("board_state", "Board state", "board_state", BOARD_STATES),
+    Sensor(
+        "vr_temperature",
+        "Regulator temperature",
+        "vr_temperature_c",
+        "°C",
+        "temperature",
+        MEASUREMENT,
+        precision=1,
+    ),
+    Sensor("fan_rpm", "Fan speed", "fan_rpm", "RPM", None, MEASUREMENT, "mdi:fan", precision=0),
+    Sensor("fan_percent", "Fan duty", "fan_percent", "%", None, MEASUREMENT, "mdi:fan"),
+    Sensor("input_voltage", "Input voltage", "input_voltage_v", "V", "voltage", MEASUREMENT),
+    Sensor("input_current", "Input current", "input_current_a", "A", "current", MEASUREMENT),
+)
+"""Offered for a chain that runs on a board (its ``[[devices]]`` table names one)."""
+
 DEVICE_SENSORS = (
     _hashrate("1m"),
     _reading("frequency", "Frequency", "frequency_mhz", "MHz", 1),
@@ -117,12 +136,14 @@ DEVICE_SENSORS = (
     _enum("status", "Status", "status", tuple(DeviceStatus)),
     _counter("accepted", "Accepted shares", "mdi:check-circle"),
     _HW_ERRORS,
+    *BOARD_SENSORS,
 )
 
 _OPTIONAL: Mapping[str, Callable[[DeviceState], object]] = {
     "temperature": lambda device: device.temperature_c,
     "voltage": lambda device: device.voltage_v,
     "power": lambda device: device.power_w,
+    **{sensor.key: lambda device: device.board for sensor in BOARD_SENSORS},
 }
 """Device sensors offered only once the driver reports them."""
 

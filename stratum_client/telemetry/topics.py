@@ -21,6 +21,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from stratum_client.api.board_fields import mqtt_board_fields
 from stratum_client.api.model import DeviceState, MinerState, PoolStatus
 from stratum_client.units import GIGA, in_unit
 
@@ -194,6 +195,7 @@ def device_payload(device: DeviceState) -> dict[str, object]:
         "accepted": device.accepted,
         "rejected": device.rejected,
         "hw_errors": device.hw_errors,
+        **mqtt_board_fields(device),
         "chip_health": [
             {
                 "chip": chip.index,

@@ -1,0 +1,195 @@
+"""Boards in the daemon: each ``[[devices]]`` table with a ``board`` runs its chain inside a
+:class:`~stratum_client.boards.runner.BoardRunner`.
+
+The chain's :class:`~stratum_client.daemon.chain.ChainRunner` is started only once the
+board is powered up, and the safety task's hooks steer it: ``stop_dispatch`` holds the
+chain (no new work; nonces already read are still classified and submitted) and stops
+its driver before the rail goes off; ``resume`` restarts the driver after a recovery
+power-up; ``set_frequency`` ramps it. Leaving the task switches the board off on every
+way out: a clean stop (SIGTERM, normal exit) powers it down, a failure elsewhere in the
+daemon (the task group cancels this task while the daemon is not stopping) puts it in
+the safe state. Either way VOUT is off and reset asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
+from typing import Any, Final
+
+import structlog
+
+from stratum_client.api.model import BoardReadout, DeviceState
+from stratum_client.boards.base import Board, Reading
+from stratum_client.boards.registry import load_board
+from stratum_client.boards.runner import BoardRunner
+from stratum_client.boards.safety_task import BoardStatus, SafetyHooks
+from stratum_client.config import DeviceConfig
+from stratum_client.daemon.chain import ChainRunner
+
+__all__ = ["SAFETY_HOLD", "BoardChain", "board_chains", "chain_task", "with_board"]
+
+SAFETY_HOLD: Final = "safety"
+"""The hold the safety task puts on a board's chain while the board is off."""
+
+RETRY_INITIAL: Final = 1.0
+"""First pause before trying again a board that failed to come up."""
+RETRY_MAX: Final = 60.0
+"""Longest pause between those attempts."""
+
+_log = structlog.get_logger(__name__)
+
+
+class BoardChain:
+    """One board and the chain on it, for the daemon's task group (:meth:`run`)."""
+
+    def __init__(self, device: DeviceConfig, runner: ChainRunner, stopping: Callable[[], bool]):
+        assert device.board is not None, "only [[devices]] tables with a board"
+        self.device = device
+        self.entry = device.board
+        self.runner = runner
+        self._stopping = stopping
+        self._chain: asyncio.Task[None] | None = None
+        self.status: BoardStatus | None = None
+        """The last poll's status (None before the first poll)."""
+        self.board: Board | None = None
+        self.failures = 0
+        """Times the board failed to come up (or to switch off) since the daemon started."""
+        self.last_error = ""
+
+    @property
+    def name(self) -> str:
+        return self.device.name
+
+    async def run(self) -> None:
+        """Run the board until cancelled. A board that fails to come up is left switched
+        off and tried again after a doubling pause, so one bad board stops no other."""
+        pause = RETRY_INITIAL
+        while True:
+            try:
+                await self._session()
+            except Exception as exc:
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if self._stopping():
+                    _log.error(
+                        "board failed while stopping", board=self.name, error=self.last_error
+                    )
+                    return
+                _log.error("board failed; switched off, will retry", board=self.name,
+                           error=self.last_error, retry_in=pause)  # fmt: skip
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RETRY_MAX)
+
+    async def _session(self) -> None:
+        """Power the board up, mine on it until cancelled, then switch it off."""
+        spec = replace(self.entry.spec, name=self.entry.spec.name or self.device.name)
+        board = self.board = load_board(spec.board)(spec)
+        hooks = SafetyHooks(self._stop_dispatch, self._resume, self._set_frequency, self._on_status)
+        cancelled = False
+        async with BoardRunner(board, self.entry.safety, hooks):
+            _log.info("board up; starting its chain", board=board.label)
+            self._start_chain()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled = True
+                if not self._stopping():
+                    raise  # a failure elsewhere: the runner puts the board in the safe state
+            finally:
+                await self._stop_chain()
+        _log.info("board off", board=board.label)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    # -- the safety hooks -------------------------------------------------------------
+
+    async def _stop_dispatch(self, reason: str) -> None:
+        if SAFETY_HOLD not in self.runner.status.paused_by:
+            _log.warning("board safe state: dispatch stopped", board=self.name, reason=reason)
+        self.runner.hold(SAFETY_HOLD)
+        await self._stop_chain()
+
+    async def _resume(self, mhz: float | None) -> None:
+        _log.info("board recovered: dispatch resumed", board=self.name, frequency_mhz=mhz)
+        if mhz is not None:
+            self.runner.request_frequency(mhz)
+        self.runner.release(SAFETY_HOLD)
+        self._start_chain()
+
+    async def _set_frequency(self, mhz: float) -> None:
+        self.runner.request_frequency(mhz)
+
+    def _on_status(self, status: BoardStatus) -> None:
+        self.status = status
+
+    # -- the chain task ---------------------------------------------------------------
+
+    def _start_chain(self) -> None:
+        if self._chain is None or self._chain.done():
+            self._chain = asyncio.create_task(self.runner.run(), name=f"chain-{self.name}")
+
+    async def _stop_chain(self) -> None:
+        """Stop the driver (its nonces so far are already handed to the dispatcher)."""
+        task, self._chain = self._chain, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def board_chains(
+    runners: Sequence[ChainRunner], stopping: Callable[[], bool]
+) -> dict[str, BoardChain]:
+    """A :class:`BoardChain` for each runner whose table names a board."""
+    return {r.name: BoardChain(r.device, r, stopping) for r in runners if r.device.board}
+
+
+def chain_task(runner: ChainRunner, boards: dict[str, BoardChain]) -> Coroutine[Any, Any, None]:
+    """What the daemon's task group runs for a chain: its board, or the bare chain."""
+    board = boards.get(runner.name)
+    return board.run() if board is not None else runner.run()
+
+
+def _value(reading: Reading[float]) -> float | None:
+    return reading.value if reading.ok else None
+
+
+def readout(status: BoardStatus) -> BoardReadout:
+    """A board status as the APIs show it."""
+    r, safety = status.readings, status.safety
+    fan = _value(r.fan_duty_pct) if r is not None else None
+    return BoardReadout(
+        board=status.board,
+        state=str(safety.state),
+        reason=safety.reason,
+        vr_temp_c=_value(r.vr_temp_c) if r is not None else None,
+        fan_rpm=_value(r.fan_rpm) if r is not None else None,
+        fan_percent=fan if fan is not None else safety.fan_percent,
+        input_voltage_v=_value(r.vin_v) if r is not None else None,
+        input_current_a=_value(r.iin_a) if r is not None else None,
+        core_voltage_v=_value(r.vout_v) if r is not None else None,
+        power_w=_value(r.power_w) if r is not None else None,
+    )
+
+
+def with_board(device: DeviceState, boards: dict[str, BoardChain]) -> DeviceState:
+    """``device`` with its board's last readings: ASIC temperature, measured core voltage
+    and, where the board measures it, power (``power_source = "measured"``)."""
+    chain = boards.get(device.name)
+    if chain is None or chain.status is None:
+        return device
+    board = readout(chain.status)
+    readings = chain.status.readings
+    temp = _value(readings.asic_temp_c) if readings is not None else None
+    return replace(
+        device,
+        board=board,
+        temperature_c=temp if temp is not None else device.temperature_c,
+        voltage_v=board.core_voltage_v if board.core_voltage_v is not None else device.voltage_v,
+        power_w=board.power_w if board.power_w is not None else device.power_w,
+        power_source="measured" if board.power_w is not None else device.power_source,
+    )

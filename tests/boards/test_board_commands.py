@@ -1,0 +1,68 @@
+"""``stratum-client emulate --board`` and ``demo --board``, run as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from live_helpers import WAIT
+
+from stratum_client.boards.registry import load_board
+from stratum_client.boards.runner import BoardRunner
+from stratum_client.config import parse_config
+
+PATIENCE = 120.0
+POOL = '[[pools]]\nurl = "stratum+tcp://127.0.0.1:3333"\nuser = "x"\n'
+
+
+async def test_emulate_board_serves_both_ports_and_prints_a_table_that_powers_up(
+    tmp_path: Path,
+) -> None:
+    link = tmp_path / "gamma"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "stratum_client", "emulate", "--board", "bitaxe-gamma",
+        "--link", str(link), "--duration", "60",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(WAIT):
+            while not lines or lines[-1].strip() != "":
+                lines.append((await process.stdout.readline()).decode())
+        table = "".join(line for line in lines if not line.startswith(("#", "bitaxe")))
+        (device,) = parse_config(POOL + table).devices
+        assert device.board is not None
+        ports = dict(device.board.spec.ports)
+        assert ports == {"control": f"{link}-control", "data": f"{link}-data"}
+        board = load_board("bitaxe-gamma")(device.board.spec)
+        async with BoardRunner(board) as runner:  # the control protocol answers: powered
+            readings = await runner.board.readings()
+            assert readings.vout_v.ok
+            assert readings.vout_v.value is not None
+            assert readings.vout_v.value > 1.0
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def test_demo_on_an_emulated_board_mines_shares_through_the_board(tmp_path: Path) -> None:
+    summary_file = tmp_path / "summary.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "stratum_client", "demo", "--board", "bitaxe-gamma",
+         "--duration", "10", "--summary-json", str(summary_file),
+         "--cgminer-port", "0", "--rest-port", "0", "--log-level", "info"],
+        capture_output=True, text=True, timeout=PATIENCE, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(summary_file.read_text())
+    assert summary["ok"]
+    assert summary["chains"] == 1
+    assert summary["pool_accepted"] > 0
+    assert summary["lost"] == 0
+    # The chips answer only once the board has powered them, and it is off afterwards.
+    assert "board powered up" in result.stderr + result.stdout
+    assert "board off" in result.stderr + result.stdout
