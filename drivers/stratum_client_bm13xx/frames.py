@@ -26,16 +26,12 @@ from typing import Any
 
 from construct import (
     Array,
-    BitsInteger,
-    BitStruct,
     Bytes,
     Checksum,
     Const,
     ConstructError,
-    Flag,
     Int8ub,
     Int16ub,
-    Int32ub,
     Int32ul,
     Rebuild,
     Struct,
@@ -45,7 +41,21 @@ from construct import (
 
 from stratum_client.errors import FrameError
 
-from .crc import crc5, crc5_reply, crc16
+from .crc import crc5, crc16
+from .reply_frames import (
+    NONCE_FLAG,
+    NONCE_REPLY,
+    NONCE_REPLY_SHORT,
+    REGISTER_REPLY,
+    REGISTER_REPLY_SHORT,
+    RX_PREAMBLE,
+    NonceFields,
+    RegisterFields,
+    pack_nonce_reply,
+    pack_register_reply,
+    unpack_nonce_reply,
+    unpack_register_reply,
+)
 
 __all__ = [
     "COMMAND_FRAME",
@@ -88,16 +98,12 @@ __all__ = [
 ]
 
 TX_PREAMBLE = b"\x55\xaa"
-RX_PREAMBLE = b"\xaa\x55"
 
 TYPE_JOB = 0x20
 TYPE_CMD = 0x40
 GROUP_ALL = 0x10
 JOB_HEADER = TYPE_JOB | 0x01
 """Header byte of every job frame (``0x21``)."""
-
-NONCE_FLAG = 0x80
-"""Bit 7 of a reply's last byte: set on nonce replies, clear on register replies."""
 
 FULL_HEADER_JOB_SIZE = 82
 MIDSTATE_JOB_SIZE = 146
@@ -162,50 +168,6 @@ MIDSTATE_JOB = Struct(
     "midstates" / Array(MIDSTATE_SLOTS, Bytes(32)),
 )
 """Job data of the BM1397 (146 bytes); all four midstate slots are always sent."""
-
-_REPLY_TAIL = BitStruct(
-    "is_nonce" / Flag,
-    "reserved" / BitsInteger(2),
-    "crc" / BitsInteger(5),
-)
-
-NONCE_REPLY = Struct(
-    "preamble" / Const(RX_PREAMBLE),
-    "nonce" / Int32ul,
-    "midstate_num" / Int8ub,
-    "id" / Int8ub,
-    "version" / Int16ub,
-    "tail" / _REPLY_TAIL,
-)
-"""BM1366/68/70 nonce reply (11 bytes)."""
-
-REGISTER_REPLY = Struct(
-    "preamble" / Const(RX_PREAMBLE),
-    "value" / Int32ub,
-    "chip_address" / Int8ub,
-    "register" / Int8ub,
-    "unused" / Bytes(2),
-    "tail" / _REPLY_TAIL,
-)
-"""BM1366/68/70 register reply (11 bytes)."""
-
-NONCE_REPLY_SHORT = Struct(
-    "preamble" / Const(RX_PREAMBLE),
-    "nonce" / Int32ul,
-    "midstate_num" / Int8ub,
-    "id" / Int8ub,
-    "tail" / _REPLY_TAIL,
-)
-"""BM1397 nonce reply (9 bytes)."""
-
-REGISTER_REPLY_SHORT = Struct(
-    "preamble" / Const(RX_PREAMBLE),
-    "value" / Int32ub,
-    "chip_address" / Int8ub,
-    "register" / Int8ub,
-    "tail" / _REPLY_TAIL,
-)
-"""BM1397 register reply (9 bytes)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -272,25 +234,6 @@ class MidstateJobData:
     merkle_tail: bytes
     midstates: tuple[bytes, ...]
     """All four slots, each as state words H7..H0 big-endian."""
-
-
-@dataclass(frozen=True, slots=True)
-class NonceFields:
-    """Raw fields of a nonce reply (``version`` is 0 on 9-byte replies)."""
-
-    nonce: int
-    midstate_num: int
-    id: int
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class RegisterFields:
-    """Raw fields of a register reply."""
-
-    value: int
-    chip_address: int
-    register: int
 
 
 # --------------------------------------------------------------------------------------
@@ -421,49 +364,6 @@ def parse_midstate_job(data: bytes) -> MidstateJobData:
         merkle_tail=bytes(f.merkle_tail),
         midstates=tuple(bytes(m) for m in f.midstates),
     )
-
-
-# --------------------------------------------------------------------------------------
-# replies (chip → host)
-# --------------------------------------------------------------------------------------
-
-_NONCE_LONG = struct.Struct("<2xIBB")
-_VERSION16 = struct.Struct(">8xH")
-_REGISTER = struct.Struct(">2xIBB")
-
-
-def pack_nonce_reply(
-    nonce: int, midstate_num: int, id_byte: int, version: int = 0, size: int = 11
-) -> bytes:
-    """A CRC-valid nonce reply; ``version`` (the 16 rolled bits) exists only when ``size`` is 11."""
-    body = nonce.to_bytes(4, "little") + bytes((midstate_num, id_byte))
-    if size == 11:
-        body += version.to_bytes(2, "big")
-    elif size != 9 or version:
-        raise ValueError(f"a {size}-byte nonce reply cannot carry version bits {version:#x}")
-    return RX_PREAMBLE + body + bytes((NONCE_FLAG | crc5_reply(body, NONCE_FLAG),))
-
-
-def pack_register_reply(value: int, chip_address: int, register: int, size: int = 11) -> bytes:
-    """A CRC-valid register reply (the two spare bytes of 11-byte replies are zero)."""
-    body = value.to_bytes(4, "big") + bytes((chip_address, register))
-    if size == 11:
-        body += b"\x00\x00"
-    elif size != 9:
-        raise ValueError(f"reply size must be 9 or 11, got {size}")
-    return RX_PREAMBLE + body + bytes((crc5_reply(body, 0),))
-
-
-def unpack_nonce_reply(frame: bytes) -> NonceFields:
-    """Fields of a nonce reply whose length and CRC were already checked."""
-    nonce, midstate_num, id_byte = _NONCE_LONG.unpack_from(frame)
-    version = _VERSION16.unpack_from(frame)[0] if len(frame) == 11 else 0
-    return NonceFields(nonce, midstate_num, id_byte, version)
-
-
-def unpack_register_reply(frame: bytes) -> RegisterFields:
-    """Fields of a register reply whose length and CRC were already checked."""
-    return RegisterFields(*_REGISTER.unpack_from(frame))
 
 
 # --------------------------------------------------------------------------------------
