@@ -5,7 +5,9 @@ The chain's :class:`~stratum_client.daemon.chain.ChainRunner` is started only on
 board is powered up, and the safety task's hooks steer it: ``stop_dispatch`` holds the
 chain (no new work; nonces already read are still classified and submitted) and stops
 its driver before the rail goes off; ``resume`` restarts the driver after a recovery
-power-up; ``set_frequency`` ramps it. Leaving the task switches the board off on every
+power-up; ``set_frequency`` ramps it. The APIs' fan and core-voltage writes go through
+the board's safety task (:meth:`BoardChain.set_fan`, :meth:`BoardChain.set_core_voltage`)
+and are kept for the board's later sessions. Leaving the task switches the board off on every
 way out: a clean stop (SIGTERM, normal exit) powers it down, a failure elsewhere in the
 daemon (the task group cancels this task while the daemon is not stopping) puts it in
 the safe state. Either way VOUT is off and reset asserted.
@@ -22,10 +24,11 @@ from typing import Any, Final
 import structlog
 
 from stratum_client.api.model import BoardReadout, DeviceState
-from stratum_client.boards.base import Board, Reading
+from stratum_client.boards.base import Board, BoardLimits, Reading
+from stratum_client.boards.errors import BoardError
 from stratum_client.boards.registry import load_board
 from stratum_client.boards.runner import BoardRunner
-from stratum_client.boards.safety_task import BoardStatus, SafetyHooks
+from stratum_client.boards.safety_task import BoardStatus, SafetyHooks, SafetyTask
 from stratum_client.config import DeviceConfig
 from stratum_client.daemon.chain import ChainRunner
 
@@ -58,10 +61,18 @@ class BoardChain:
         self.failures = 0
         """Times the board failed to come up (or to switch off) since the daemon started."""
         self.last_error = ""
+        self._safety: SafetyTask | None = None
+        self._settings: dict[str, float | None] = {}
+        """The APIs' fan/core-voltage settings, as ``BoardSpec`` fields for later sessions."""
 
     @property
     def name(self) -> str:
         return self.device.name
+
+    @property
+    def limits(self) -> BoardLimits:
+        """What the board allows (its class's facts; no session needed)."""
+        return load_board(self.entry.spec.board).limits
 
     async def run(self) -> None:
         """Run the board until cancelled. A board that fails to come up is left switched
@@ -86,12 +97,14 @@ class BoardChain:
     async def _session(self) -> None:
         """Power the board up, mine on it until cancelled, then switch it off."""
         spec = replace(self.entry.spec, name=self.entry.spec.name or self.device.name)
+        spec = replace(spec, **self._settings)  # type: ignore[arg-type]
         board = self.board = load_board(spec.board)(spec)
         hooks = SafetyHooks(self._stop_dispatch, self._resume, self._set_frequency, self._on_status)
         cancelled = False
-        async with BoardRunner(board, self.entry.safety, hooks):
+        async with BoardRunner(board, self.entry.safety, hooks) as runner:
             _log.info("board up; starting its chain", board=board.label)
             self._start_chain()
+            self._safety = runner.safety
             try:
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
@@ -99,10 +112,31 @@ class BoardChain:
                 if not self._stopping():
                     raise  # a failure elsewhere: the runner puts the board in the safe state
             finally:
+                self._safety = None
                 await self._stop_chain()
         _log.info("board off", board=board.label)
         if cancelled:
             raise asyncio.CancelledError
+
+    # -- the APIs' writes ---------------------------------------------------------------
+
+    async def set_fan(self, percent: float | None) -> float | None:
+        """Hold the fan at ``percent`` within the board's limits (None: the PID drives it)."""
+        held = await self._up().set_fan(percent)
+        self._settings["fan_percent"] = held
+        return held
+
+    async def set_core_voltage(self, volts: float) -> float:
+        """Set the core voltage within the board's limits (kept for later power-ups)."""
+        volts = await self._up().set_core_voltage(volts)
+        self._settings["core_voltage_v"] = volts
+        return volts
+
+    def _up(self) -> SafetyTask:
+        if self._safety is None:
+            why = f" (last error: {self.last_error})" if self.last_error else ""
+            raise BoardError(f"board {self.name!r} is not up{why}")
+        return self._safety
 
     # -- the safety hooks -------------------------------------------------------------
 
