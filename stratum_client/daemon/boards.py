@@ -11,12 +11,18 @@ and are kept for the board's later sessions. Leaving the task switches the board
 way out: a clean stop (SIGTERM, normal exit) powers it down, a failure elsewhere in the
 daemon (the task group cancels this task while the daemon is not stopping) puts it in
 the safe state. Either way VOUT is off and reset asserted.
+
+A data port (the ASIC UART, on a board with a separate control port) that vanishes on
+its own while the board mines ends the session the same way (safe state): the chips'
+state is unknown once their UART went away, so when the port returns the board comes
+back through the full power-up sequence before the chip driver enumerates again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, Final
@@ -41,8 +47,20 @@ RETRY_INITIAL: Final = 1.0
 """First pause before trying again a board that failed to come up."""
 RETRY_MAX: Final = 60.0
 """Longest pause between those attempts."""
+DATA_PORT_POLL: Final = 0.1
+"""How often a board's data port is looked for (gone while mining, back after)."""
 
 _log = structlog.get_logger(__name__)
+
+
+class DataPortLostError(BoardError):
+    """A board's data port (its ASIC UART) vanished while the board was mining."""
+
+
+def _present(port: str) -> bool:
+    """Whether the port's device node exists: a stat, no I/O on the device. A USB port
+    comes and goes with no event to wait on here, so the callers poll this."""
+    return os.path.exists(port)
 
 
 class BoardChain:
@@ -81,6 +99,11 @@ class BoardChain:
         while True:
             try:
                 await self._session()
+            except DataPortLostError as exc:
+                _log.warning("board data port gone: switched off; full power-up when it is back",
+                             board=self.name, error=str(exc))  # fmt: skip
+                await self._data_port_back()
+                pause = RETRY_INITIAL
             except Exception as exc:
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -103,10 +126,11 @@ class BoardChain:
         cancelled = False
         async with BoardRunner(board, self.entry.safety, hooks) as runner:
             _log.info("board up; starting its chain", board=board.label)
+            self.runner.release(SAFETY_HOLD)  # a fresh power-up: the last session's hold ends
             self._start_chain()
             self._safety = runner.safety
             try:
-                await asyncio.Event().wait()
+                await self._data_port_lost(board, runner.safety)
             except asyncio.CancelledError:
                 cancelled = True
                 if not self._stopping():
@@ -117,6 +141,29 @@ class BoardChain:
         _log.info("board off", board=board.label)
         if cancelled:
             raise asyncio.CancelledError
+
+    # -- the data port ------------------------------------------------------------------
+
+    def _data_port(self, board: Board) -> str | None:
+        """The chain's port when the board has a separate control port, else None."""
+        return board.chains[0].port if len(board.port_roles) > 1 else None
+
+    async def _data_port_lost(self, board: Board, safety: SafetyTask) -> None:
+        """Raise :class:`DataPortLostError` once the data port vanishes while the board is
+        on (while the safety task holds it off, its own recovery restarts the chain)."""
+        port = self._data_port(board)
+        if port is None:
+            await asyncio.Event().wait()
+            return
+        while _present(port) or safety.policy.off:  # noqa: ASYNC110 - see _present
+            await asyncio.sleep(DATA_PORT_POLL)
+        raise DataPortLostError(f"board {self.name!r}: data port {port} vanished")
+
+    async def _data_port_back(self) -> None:
+        port = self.entry.spec.port(load_board(self.entry.spec.board).port_roles[-1])
+        while not _present(port):  # noqa: ASYNC110 - see _present
+            await asyncio.sleep(DATA_PORT_POLL)
+        _log.info("board data port back: powering up", board=self.name, port=port)
 
     # -- the APIs' writes ---------------------------------------------------------------
 
