@@ -290,6 +290,13 @@ class MinerControl(Protocol):
     async def set_frequency(self, device: str, mhz: float) -> float:
         """Ramp ``device`` to ``mhz``; returns the frequency actually reached."""
 
+    async def set_fan(self, device: str, percent: float | None) -> float | None:
+        """Hold the fan of ``device``'s board at ``percent`` (its PID off), or with None
+        give the fan back to the PID; returns the duty held (None: the PID's)."""
+
+    async def set_core_voltage(self, device: str, volts: float) -> float:
+        """Set the core voltage of ``device``'s board; returns the volts set."""
+
     async def switch_pool(self, index: int) -> None:
         """Make pool ``index`` (config order) the active one."""
 

@@ -260,6 +260,15 @@ class RestServer(ApiServer):
                     )
                     for name in action.devices
                 ]
+            case RestActionKind.SET_SYSTEM:
+                return [
+                    await call_control(
+                        _setting(self.control, action, setting, name),
+                        within=within,
+                        what=f"{what} {setting}",
+                    )
+                    for setting, name in action.calls()
+                ]
             case RestActionKind.PAUSE:
                 call = _pause(self.control)
             case RestActionKind.RESUME:
@@ -298,6 +307,20 @@ def _too_slow(transport: asyncio.BaseTransport) -> None:
 def _set_frequency(control: MinerControl, device: str, mhz: float) -> ControlCall:
     async def call() -> float:
         return await control.set_frequency(device, mhz)
+
+    return call
+
+
+def _setting(control: MinerControl, action: RestAction, setting: str, device: str) -> ControlCall:
+    """One board setting of a ``PATCH /api/system`` as a control call."""
+
+    async def call() -> float | None:
+        if setting == "frequency":
+            return await control.set_frequency(device, action.mhz)
+        if setting == "fanspeed":
+            return await control.set_fan(device, action.fan_percent)
+        assert action.core_voltage_v is not None
+        return await control.set_core_voltage(device, action.core_voltage_v)
 
     return call
 

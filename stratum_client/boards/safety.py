@@ -256,6 +256,15 @@ class SafetyPolicy:
             return [EnterSafeState(reason)]
         return self._enter_safe(reason, now, unplugged=unplugged)
 
+    def hold_fan(self, percent: float | None) -> None:
+        """A fixed duty from the user (the PID off), or None: the PID drives the fan again,
+        starting from the duty it has now. The safe state still runs the fan at 100 %."""
+        self.fixed_fan = percent
+        if percent is None:
+            self.pid.reset(self.fan_pct if self.fan_pct is not None else self.config.start_fan_pct)
+        elif not self.off:
+            self.fan_pct = percent
+
     # -- rules --------------------------------------------------------------------------
 
     def problems(self, readings: BoardReadings) -> list[str]:

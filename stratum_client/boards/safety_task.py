@@ -238,6 +238,28 @@ class SafetyTask:
         if self.hooks.on_status is not None:
             self.hooks.on_status(self.status)
 
+    # -- user settings --------------------------------------------------------------------
+
+    async def set_fan(self, percent: float | None) -> float | None:
+        """Hold the fan at ``percent`` (checked against the board's limits; the PID off),
+        or None: the PID drives it again. While the board is off the fan stays at 100 %
+        and the setting takes effect after the recovery."""
+        if percent is not None:
+            percent = self.board.check_fan(percent)
+        self.policy.hold_fan(percent)
+        if percent is not None and not self.policy.off:
+            await self.board.set_fan(percent)
+        self._log.info("fan set", percent=percent if percent is not None else "auto")
+        return percent
+
+    async def set_core_voltage(self, volts: float) -> float:
+        """Change the core voltage (checked against the board's limits): at once while the
+        board is on, else from its next power-up."""
+        volts = self.board.check_core_voltage(volts)
+        await self.board.set_core_voltage(volts)
+        self._log.info("core voltage set", volts=volts)
+        return volts
+
     # -- lifecycle ------------------------------------------------------------------------
 
     @property

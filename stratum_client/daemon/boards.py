@@ -5,16 +5,24 @@ The chain's :class:`~stratum_client.daemon.chain.ChainRunner` is started only on
 board is powered up, and the safety task's hooks steer it: ``stop_dispatch`` holds the
 chain (no new work; nonces already read are still classified and submitted) and stops
 its driver before the rail goes off; ``resume`` restarts the driver after a recovery
-power-up; ``set_frequency`` ramps it. Leaving the task switches the board off on every
+power-up; ``set_frequency`` ramps it. The APIs' fan and core-voltage writes go through
+the board's safety task (:meth:`BoardChain.set_fan`, :meth:`BoardChain.set_core_voltage`)
+and are kept for the board's later sessions. Leaving the task switches the board off on every
 way out: a clean stop (SIGTERM, normal exit) powers it down, a failure elsewhere in the
 daemon (the task group cancels this task while the daemon is not stopping) puts it in
 the safe state. Either way VOUT is off and reset asserted.
+
+A data port (the ASIC UART, on a board with a separate control port) that vanishes on
+its own while the board mines ends the session the same way (safe state): the chips'
+state is unknown once their UART went away, so when the port returns the board comes
+back through the full power-up sequence before the chip driver enumerates again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, Final
@@ -22,10 +30,11 @@ from typing import Any, Final
 import structlog
 
 from stratum_client.api.model import BoardReadout, DeviceState
-from stratum_client.boards.base import Board, Reading
+from stratum_client.boards.base import Board, BoardLimits, Reading
+from stratum_client.boards.errors import BoardError
 from stratum_client.boards.registry import load_board
 from stratum_client.boards.runner import BoardRunner
-from stratum_client.boards.safety_task import BoardStatus, SafetyHooks
+from stratum_client.boards.safety_task import BoardStatus, SafetyHooks, SafetyTask
 from stratum_client.config import DeviceConfig
 from stratum_client.daemon.chain import ChainRunner
 
@@ -38,8 +47,20 @@ RETRY_INITIAL: Final = 1.0
 """First pause before trying again a board that failed to come up."""
 RETRY_MAX: Final = 60.0
 """Longest pause between those attempts."""
+DATA_PORT_POLL: Final = 0.1
+"""How often a board's data port is looked for (gone while mining, back after)."""
 
 _log = structlog.get_logger(__name__)
+
+
+class DataPortLostError(BoardError):
+    """A board's data port (its ASIC UART) vanished while the board was mining."""
+
+
+def _present(port: str) -> bool:
+    """Whether the port's device node exists: a stat, no I/O on the device. A USB port
+    comes and goes with no event to wait on here, so the callers poll this."""
+    return os.path.exists(port)
 
 
 class BoardChain:
@@ -58,10 +79,18 @@ class BoardChain:
         self.failures = 0
         """Times the board failed to come up (or to switch off) since the daemon started."""
         self.last_error = ""
+        self._safety: SafetyTask | None = None
+        self._settings: dict[str, float | None] = {}
+        """The APIs' fan/core-voltage settings, as ``BoardSpec`` fields for later sessions."""
 
     @property
     def name(self) -> str:
         return self.device.name
+
+    @property
+    def limits(self) -> BoardLimits:
+        """What the board allows (its class's facts; no session needed)."""
+        return load_board(self.entry.spec.board).limits
 
     async def run(self) -> None:
         """Run the board until cancelled. A board that fails to come up is left switched
@@ -70,6 +99,11 @@ class BoardChain:
         while True:
             try:
                 await self._session()
+            except DataPortLostError as exc:
+                _log.warning("board data port gone: switched off; full power-up when it is back",
+                             board=self.name, error=str(exc))  # fmt: skip
+                await self._data_port_back()
+                pause = RETRY_INITIAL
             except Exception as exc:
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -86,23 +120,70 @@ class BoardChain:
     async def _session(self) -> None:
         """Power the board up, mine on it until cancelled, then switch it off."""
         spec = replace(self.entry.spec, name=self.entry.spec.name or self.device.name)
+        spec = replace(spec, **self._settings)  # type: ignore[arg-type]
         board = self.board = load_board(spec.board)(spec)
         hooks = SafetyHooks(self._stop_dispatch, self._resume, self._set_frequency, self._on_status)
         cancelled = False
-        async with BoardRunner(board, self.entry.safety, hooks):
+        async with BoardRunner(board, self.entry.safety, hooks) as runner:
             _log.info("board up; starting its chain", board=board.label)
+            self.runner.release(SAFETY_HOLD)  # a fresh power-up: the last session's hold ends
             self._start_chain()
+            self._safety = runner.safety
             try:
-                await asyncio.Event().wait()
+                await self._data_port_lost(board, runner.safety)
             except asyncio.CancelledError:
                 cancelled = True
                 if not self._stopping():
                     raise  # a failure elsewhere: the runner puts the board in the safe state
             finally:
+                self._safety = None
                 await self._stop_chain()
         _log.info("board off", board=board.label)
         if cancelled:
             raise asyncio.CancelledError
+
+    # -- the data port ------------------------------------------------------------------
+
+    def _data_port(self, board: Board) -> str | None:
+        """The chain's port when the board has a separate control port, else None."""
+        return board.chains[0].port if len(board.port_roles) > 1 else None
+
+    async def _data_port_lost(self, board: Board, safety: SafetyTask) -> None:
+        """Raise :class:`DataPortLostError` once the data port vanishes while the board is
+        on (while the safety task holds it off, its own recovery restarts the chain)."""
+        port = self._data_port(board)
+        if port is None:
+            await asyncio.Event().wait()
+            return
+        while _present(port) or safety.policy.off:  # noqa: ASYNC110 - see _present
+            await asyncio.sleep(DATA_PORT_POLL)
+        raise DataPortLostError(f"board {self.name!r}: data port {port} vanished")
+
+    async def _data_port_back(self) -> None:
+        port = self.entry.spec.port(load_board(self.entry.spec.board).port_roles[-1])
+        while not _present(port):  # noqa: ASYNC110 - see _present
+            await asyncio.sleep(DATA_PORT_POLL)
+        _log.info("board data port back: powering up", board=self.name, port=port)
+
+    # -- the APIs' writes ---------------------------------------------------------------
+
+    async def set_fan(self, percent: float | None) -> float | None:
+        """Hold the fan at ``percent`` within the board's limits (None: the PID drives it)."""
+        held = await self._up().set_fan(percent)
+        self._settings["fan_percent"] = held
+        return held
+
+    async def set_core_voltage(self, volts: float) -> float:
+        """Set the core voltage within the board's limits (kept for later power-ups)."""
+        volts = await self._up().set_core_voltage(volts)
+        self._settings["core_voltage_v"] = volts
+        return volts
+
+    def _up(self) -> SafetyTask:
+        if self._safety is None:
+            why = f" (last error: {self.last_error})" if self.last_error else ""
+            raise BoardError(f"board {self.name!r} is not up{why}")
+        return self._safety
 
     # -- the safety hooks -------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from stratum_client.asic.registry import chip_facts, load_driver
 from stratum_client.config import Config, ListenAddress, parse_pool
 from stratum_client.daemon import chip_health
 from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service
-from stratum_client.daemon.boards import with_board
+from stratum_client.daemon.boards import BoardChain, with_board
 from stratum_client.daemon.chain import ChainRunner, ChainStatus
 from stratum_client.daemon.dispatcher import DeviceSnapshot, PoolSnapshot
 from stratum_client.daemon.power_estimate import PowerEstimates
@@ -255,6 +255,8 @@ class DaemonControl:
       Other holds stay: a chain the energy governor holds keeps idling after a resume.
     - ``set_frequency`` checks the chip's PLL can reach the value first (a bad value is
       refused, never handed to the driver), then waits, bounded, for the ramp.
+    - ``set_fan`` and ``set_core_voltage`` go to the chain's board (its limits refuse a bad
+      value, as ``BoardLimitError``, before anything is sent).
     - pool commands go to the :class:`~stratum_client.pool.manager.PoolManager`.
     - ``restart`` and ``quit`` both begin the daemon's clean shutdown (shares drained).
       ``quit`` exits 0; ``restart`` exits :data:`~stratum_client.daemon.app.EXIT_RESTART`,
@@ -295,6 +297,22 @@ class DaemonControl:
                 if driver is None or math.isclose(driver.frequency_mhz, target, abs_tol=0.5):
                     return
                 await asyncio.sleep(0.05)
+
+    async def set_fan(self, device: str, percent: float | None) -> float | None:
+        return await self._board(device, "fan_percent").set_fan(percent)
+
+    async def set_core_voltage(self, device: str, volts: float) -> float:
+        return await self._board(device, "core_voltage_v").set_core_voltage(volts)
+
+    def _board(self, device: str, setting: str) -> BoardChain:
+        """The board under chain ``device``, if it can change ``setting`` at all."""
+        self._runner(device)
+        board = self.daemon.boards.get(device)
+        if board is None:
+            raise InputError("device", f"{device!r} is not on a board: nothing to set there")
+        if getattr(board.limits, setting) is None:
+            raise InputError("device", f"{device!r} ({board.entry.spec.board}) cannot set that")
+        return board
 
     def _runner(self, device: str) -> ChainRunner:
         try:

@@ -8,6 +8,7 @@ else becomes an error result on ``<base>/cmd/result``, never an exception.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -27,7 +28,15 @@ MAX_COMMAND_BYTES = 1024
 MAX_REQUEST_ID = 64
 MAX_REASON = 120
 MHZ_RANGE = (1.0, 2000.0)
-COMMANDS = ("pause", "resume", "mining", "set_frequency", "switch_pool")
+COMMANDS = (
+    "pause",
+    "resume",
+    "mining",
+    "set_frequency",
+    "set_fan",
+    "set_core_voltage",
+    "switch_pool",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,9 @@ class Command:
     device: str = ""
     mhz: float = 0.0
     pool: int = -1
+    percent: float | None = None
+    """``set_fan``: the fixed duty; None: the board's PID drives the fan."""
+    volts: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +91,51 @@ def _mining(fields: Fields, rid: str | None, _state: MinerState) -> Command | st
     return _only(fields, ("running",)) or Command("mining", rid, running=running)
 
 
-def _set_frequency(fields: Fields, rid: str | None, state: MinerState) -> Command | str:
-    names = [device.name for device in state.devices]
+def _device(fields: Fields, state: MinerState, *, on_board: bool = False) -> tuple[str, str]:
+    """``(device, "")`` from the ``device`` field (defaulting to the only one), or
+    ``("", why not)``."""
+    names = [d.name for d in state.devices if d.board is not None or not on_board]
     device = fields.get("device", names[0] if len(names) == 1 else None)
     if not isinstance(device, str) or device not in names:
-        return f"device must be one of: {', '.join(names[:16]) or '(no devices)'}"
+        what = "a device on a board" if on_board else "device"
+        return "", f"{what} must be one of: {', '.join(names[:16]) or '(none)'}"
+    return device, ""
+
+
+def _number(value: object) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None  # type: ignore[arg-type]
+
+
+def _set_fan(fields: Fields, rid: str | None, state: MinerState) -> Command | str:
+    device, why_not = _device(fields, state, on_board=True)
+    if why_not:
+        return why_not
+    auto, percent = fields.get("auto", False), fields.get("percent")
+    if not isinstance(auto, bool) or auto == (percent is not None):
+        return "give percent (a fixed duty) or auto: true (the board's PID)"
+    duty = None if auto else _number(percent)
+    if not auto and duty is None:
+        return "percent must be a number"
+    unknown = _only(fields, ("device", "auto", "percent"))
+    return unknown or Command("set_fan", rid, device=device, percent=duty)
+
+
+def _set_core_voltage(fields: Fields, rid: str | None, state: MinerState) -> Command | str:
+    device, why_not = _device(fields, state, on_board=True)
+    if why_not:
+        return why_not
+    volts = _number(fields.get("volts"))
+    if volts is None or volts <= 0:
+        return "volts must be a positive number"
+    unknown = _only(fields, ("device", "volts"))
+    return unknown or Command("set_core_voltage", rid, device=device, volts=volts)
+
+
+def _set_frequency(fields: Fields, rid: str | None, state: MinerState) -> Command | str:
+    device, why_not = _device(fields, state)
+    if why_not:
+        return why_not
     mhz = fields.get("mhz")
     low, high = MHZ_RANGE
     if isinstance(mhz, bool) or not isinstance(mhz, int | float) or not low <= mhz <= high:
@@ -107,6 +159,8 @@ _VALIDATORS: Mapping[str, Validator] = {
     "resume": _resume,
     "mining": _mining,
     "set_frequency": _set_frequency,
+    "set_fan": _set_fan,
+    "set_core_voltage": _set_core_voltage,
     "switch_pool": _switch_pool,
 }
 

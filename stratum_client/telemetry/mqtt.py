@@ -47,6 +47,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 COMMAND_QUEUE = 16
 RESULT_BACKLOG = 32
+RESULT_UNITS = {"set_frequency": "mhz", "set_fan": "percent", "set_core_voltage": "volts"}
+"""The ``result`` field of a command that returns what it set (``percent`` None: auto)."""
 
 
 class LatestSlot(Generic[T]):
@@ -278,6 +280,10 @@ class MqttTelemetry:
                     await control.pause(command.reason)
                 case "set_frequency":
                     return await control.set_frequency(command.device, command.mhz)
+                case "set_fan":
+                    return await control.set_fan(command.device, command.percent)
+                case "set_core_voltage":
+                    return await control.set_core_voltage(command.device, command.volts)
                 case "switch_pool":
                     await control.switch_pool(command.pool)
             return None
@@ -290,7 +296,8 @@ class MqttTelemetry:
                 self.topics, command=item.name, request_id=item.request_id, error=item.error
             )
         assert outcome is not None
-        value = {"mhz": outcome.value} if item.name == "set_frequency" and outcome.ok else None
+        unit = RESULT_UNITS.get(item.name)
+        value = {unit: outcome.value} if unit is not None and outcome.ok else None
         return commands.result_message(
             self.topics,
             command=item.name,

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stratum_client.api import rest
-from stratum_client.api.model import ControlOutcome, MinerState, MiningState
+from stratum_client.api.model import BoardReadout, ControlOutcome, MinerState, MiningState
 from stratum_client.api.rest import (
     HttpRequest,
     HttpResponse,
@@ -244,6 +244,59 @@ def test_action_responses() -> None:
     assert broken.status == 500
     restart = rest.action_response(RestAction(RestActionKind.RESTART), [ControlOutcome(True)])
     assert json.loads(restart.body) == {"message": "System will restart shortly."}
+
+
+def _on_a_board(state: MinerState) -> MinerState:
+    """``state`` with its first device on a Bitaxe Gamma."""
+    first = dataclasses.replace(state.devices[0], board=BoardReadout("bitaxe-gamma", "mining"))
+    return dataclasses.replace(state, devices=(first, *state.devices[1:]))
+
+
+def test_patch_board_settings_go_to_the_chains_on_a_board(state: MinerState) -> None:
+    boarded = _on_a_board(state)
+    body = {"fanspeed": 55, "autofanspeed": 0, "coreVoltage": 1200, "frequency": 490}
+    action = route(boarded, "PATCH", "/api/system", body=body, headers=AUTH, token=TOKEN)
+    board = boarded.devices[0].name
+    assert action == RestAction(
+        RestActionKind.SET_SYSTEM, 490.0, tuple(d.name for d in state.devices),
+        sets_fan=True, fan_percent=55.0, core_voltage_v=1.2, boards=(board,),
+    )  # fmt: skip
+    auto = route(boarded, "PATCH", "/api/system", body={"autofanspeed": 1}, headers=AUTH,
+                 token=TOKEN)  # fmt: skip
+    assert isinstance(auto, RestAction)
+    assert auto.calls() == [("fanspeed", board)]
+    assert (auto.sets_fan, auto.fan_percent) == (True, None)
+    unauthorised = route(boarded, "PATCH", "/api/system", body={"fanspeed": 50}, token=TOKEN)
+    assert status_of(unauthorised) == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "on_board"),
+    [({"fanspeed": 50}, False), ({"coreVoltage": 1200}, False), ({"fanspeed": "50"}, True),
+     ({"autofanspeed": 2}, True), ({"autofanspeed": True}, True), ({"autofanspeed": 0}, True),
+     ({"coreVoltage": -1}, True), ({"coreVoltage": None}, True), ({"fanspeed": None}, True)],
+)  # fmt: skip
+def test_patch_rejects_bad_board_settings(
+    state: MinerState, body: dict[str, object], on_board: bool
+) -> None:
+    target = _on_a_board(state) if on_board else state
+    response = route(target, "PATCH", "/api/system", body=body, headers=AUTH, token=TOKEN)
+    assert status_of(response) == 400
+
+
+def test_board_setting_responses() -> None:
+    action = RestAction(RestActionKind.SET_SYSTEM, sets_fan=True, core_voltage_v=1.2,
+                        boards=("gamma",))  # fmt: skip
+    ok = rest.action_response(
+        action, [ControlOutcome(True, value=None), ControlOutcome(True, value=1.2)]
+    )
+    assert json.loads(ok.body) == {
+        "message": "settings applied", "fanspeed": {"gamma": "auto"},
+        "coreVoltage": {"gamma": 1200},
+    }  # fmt: skip
+    limit = "core_voltage: 1.5 is outside bitaxe-gamma's limits 1..1.3"
+    refused = rest.action_response(action, [ControlOutcome(False, limit, rejected=True)])
+    assert (refused.status, json.loads(refused.body)) == (400, {"error": limit})
 
 
 # --------------------------------------------------------------------------- fuzzing

@@ -50,11 +50,18 @@ class LiveBoard:
 
 @contextlib.asynccontextmanager
 async def live_board(
-    tmp_path: Path, pool_factory: PoolFactory, *, safety: str = "", mqtt_port: int | None = None
+    tmp_path: Path,
+    pool_factory: PoolFactory,
+    *,
+    safety: str = "",
+    mqtt_port: int | None = None,
+    rest_token: str | None = None,
 ) -> AsyncIterator[LiveBoard]:
     pool = await pool_factory()
     async with emulated_gamma(tmp_path) as emulator:
         extra = "[api]\ncgminer_enabled = true\nrest_enabled = true\n"
+        if rest_token is not None:
+            extra += f'rest_token = "{rest_token}"\n'
         if mqtt_port is not None:
             extra += (f"[telemetry.mqtt]\nenabled = true\nport = {mqtt_port}\n"
                       f'base_topic = "{BASE}"\ninterval = 0.2\n')  # fmt: skip

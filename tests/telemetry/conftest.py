@@ -91,6 +91,14 @@ class RecordingControl:
             raise InputError("frequency", f"{mhz:g} MHz is above this chip's 800 MHz")
         return round(mhz / 6.25) * 6.25
 
+    async def set_fan(self, device: str, percent: float | None) -> float | None:
+        self._record("set_fan", device, percent)
+        return percent
+
+    async def set_core_voltage(self, device: str, volts: float) -> float:
+        self._record("set_core_voltage", device, volts)
+        return volts
+
     async def switch_pool(self, index: int) -> None:
         self._record("switch_pool", index)
 

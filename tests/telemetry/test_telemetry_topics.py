@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stratum_client.api.model import DeviceStatus, MinerState, MiningState
+from stratum_client.api.model import BoardReadout, DeviceStatus, MinerState, MiningState
 from stratum_client.telemetry import commands, topics
 from stratum_client.telemetry.commands import Command, CommandError
 from stratum_client.telemetry.mqtt import LatestSlot
@@ -178,6 +178,26 @@ def test_bad_commands_become_errors(state: MinerState, name: str, body: object, 
     result = parse(name, body, state)
     assert isinstance(result, CommandError)
     assert result.error.startswith(error), result.error
+
+
+def test_fan_and_core_voltage_commands_need_a_device_on_a_board(state: MinerState) -> None:
+    assert parse("set_fan", {"percent": 40}, state) == CommandError(
+        "set_fan", None, "a device on a board must be one of: (none)"
+    )
+    ultra = dataclasses.replace(state.devices[0], board=BoardReadout("bitaxe-ultra", "mining"))
+    boarded = dataclasses.replace(state, devices=(ultra,))
+    assert parse("set_fan", {"percent": 40}, boarded) == Command(
+        "set_fan", device="ultra", percent=40.0
+    )
+    assert parse("set_fan", {"auto": True}, boarded) == Command("set_fan", device="ultra")
+    assert parse("set_core_voltage", {"device": "ultra", "volts": 1.2}, boarded) == Command(
+        "set_core_voltage", device="ultra", volts=1.2
+    )
+    for name, body in [("set_fan", {}), ("set_fan", {"auto": True, "percent": 5}),
+                       ("set_fan", {"percent": "5"}), ("set_fan", {"auto": 1}),
+                       ("set_core_voltage", {"volts": 0}), ("set_core_voltage", {"volts": "1"}),
+                       ("set_core_voltage", {"volts": 1.2, "mv": 1200})]:  # fmt: skip
+        assert isinstance(parse(name, body, boarded), CommandError), (name, body)
 
 
 def test_error_keeps_the_request_id_when_it_can(state: MinerState) -> None:

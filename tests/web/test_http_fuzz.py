@@ -55,6 +55,14 @@ class CountingControl:
         self.calls.append("set_frequency")
         return mhz
 
+    async def set_fan(self, device: str, percent: float | None) -> float | None:
+        self.calls.append("set_fan")
+        return percent
+
+    async def set_core_voltage(self, device: str, volts: float) -> float:
+        self.calls.append("set_core_voltage")
+        return volts
+
     async def switch_pool(self, index: int) -> None:
         self.calls.append("switch_pool")
 

@@ -1,0 +1,63 @@
+"""A live daemon on an emulated Bitaxe Gamma whose data port (the ASIC UART) vanishes on
+its own, the control port staying: the board is switched off (VOUT off, reset asserted
+in the emulator's registers) and, when the port returns, comes back through the full
+power-up sequence before the chip driver talks to the chips again, and mines.
+
+The truth is the emulator's registers and its captured control/data traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from live_helpers import WAIT, wait_until
+
+from stratum_client.boards.emulator.board import TrafficEntry
+from stratum_client.config import parse_config
+from stratum_client.daemon.app import Daemon
+from tests.daemon.conftest import PoolFactory
+from tests.daemon.test_daemon_boards import assert_off, board_config, emulated_gamma, powered
+
+CYCLES = 3
+
+
+def first(traffic: list[TrafficEntry], prefix: str, *, port: str = "control") -> int:
+    return next(e.seq for e in traffic if e.port == port and e.what.startswith(prefix) and e.ok)
+
+
+async def test_a_data_port_that_vanishes_alone_brings_the_board_back_through_a_full_power_up(
+    tmp_path: Path, pool_factory: PoolFactory
+) -> None:
+    pool = await pool_factory()
+    async with emulated_gamma(tmp_path) as emulator:
+        config = parse_config(board_config(emulator, pool, tmp_path))
+        daemon = Daemon(config, handle_signals=False)
+        task = asyncio.create_task(daemon.run())
+        await wait_until("shares accepted", lambda: len(pool.accepted) >= 2, WAIT)
+        for cycle in range(CYCLES):
+            emulator.chain_server.unplug()
+            await wait_until("board off", lambda: not powered(emulator), WAIT)
+            assert_off(emulator)
+            assert emulator.board.tps.vout == 0.0
+            seen = len(emulator.board.traffic)
+            accepted = len(pool.accepted)
+            await emulator.chain_server.plug()
+            await wait_until("mining again", lambda n=accepted: len(pool.accepted) > n, WAIT)
+            assert powered(emulator), cycle
+            traffic = list(emulator.board.traffic)[seen:]
+            order = [
+                first(traffic, "GPIO PIN0 00"),  # reset held
+                first(traffic, "I2C WRITE 24 02 1F"),  # regulator configured
+                first(traffic, "I2C WRITE 24 21"),  # VOUT_COMMAND
+                first(traffic, "I2C WRITE 24 01 80"),  # output on
+                first(traffic, "GPIO PIN0 01"),  # reset released
+                first(traffic, "chip bytes", port="data"),  # only then chip init
+            ]
+            assert order == sorted(order), cycle
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, WAIT) == 0
+        assert_off(emulator)
+        assert daemon.boards["gamma"].failures == 0  # an unplug is not a board failure
+        assert daemon.snapshot().dispatch.lost == 0
+    assert pool.rejected == []
