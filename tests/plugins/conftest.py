@@ -7,7 +7,7 @@ the plug-in's own ``pyproject.toml`` (name, version, entry points) and puts it a
 plug-in's source root on ``sys.path``, so ``importlib.metadata`` and the registry find the
 driver as they would after ``pip install -e tests/plugins/fakechip``. It takes
 milliseconds, needs no network or build backend, and leaves the real environment alone
-(``pip install`` in a fixture would change the venv every engineer shares).
+(``pip install`` in a fixture would change the shared venv).
 """
 
 from __future__ import annotations
