@@ -26,14 +26,15 @@ from __future__ import annotations
 import abc
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
 from stratum_client.asic.records import DeviceSpec
+from stratum_client.errors import StratumClientError
 
-from .errors import BoardError, BoardLimitError
+from .errors import BoardError, BoardLimitError, SafeStateError
 
 __all__ = [
     "Board",
@@ -266,6 +267,18 @@ class Board(abc.ABC):
     def core_voltage_target(self) -> float | None:
         """The voltage :meth:`power_up` sets: the config's, else the board's default."""
         return self.spec.core_voltage_v or self.default_core_voltage_v
+
+    async def _every_step(self, *steps: tuple[str, Callable[[], Awaitable[None]]]) -> None:
+        """Run every step of a switch-off even when one fails (it must go as far as it
+        can), then raise :class:`SafeStateError` naming each step that failed."""
+        failures = []
+        for what, step in steps:
+            try:
+                await step()
+            except StratumClientError as exc:
+                failures.append(f"{what}: {exc}")
+        if failures:
+            raise SafeStateError(self.label, failures)
 
     def _check(self, setting: str, value: float, allowed: Range | None) -> float:
         if allowed is None:

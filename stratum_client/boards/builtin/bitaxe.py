@@ -43,7 +43,6 @@ from stratum_client.boards.errors import (
     ControlReplyError,
     NotBitaxeRawError,
     PeripheralError,
-    SafeStateError,
 )
 from stratum_client.boards.io.bitaxe_raw import BitaxeRawClient
 from stratum_client.boards.peripherals import Emc2101, Tps546
@@ -197,7 +196,7 @@ class BitaxeBoard(Board):
 
     async def safe_state(self) -> None:
         """VOUT off, reset asserted, fan 100 %: every step tried, failures raised together."""
-        await self._all_steps(
+        await self._every_step(
             ("control port", self._relink),
             ("core voltage off", self.tps.turn_off),
             ("reset asserted", self._hold_reset),
@@ -206,21 +205,11 @@ class BitaxeBoard(Board):
 
     async def power_down(self) -> None:
         """Reset asserted, VOUT off, fan low: every step tried."""
-        await self._all_steps(
+        await self._every_step(
             ("reset asserted", self._hold_reset),
             ("core voltage off", self.tps.turn_off),
             ("fan low", lambda: self.emc.set_duty(STOP_FAN_PCT)),
         )
-
-    async def _all_steps(self, *steps: tuple[str, Callable[[], Awaitable[None]]]) -> None:
-        failures = []
-        for what, step in steps:
-            try:
-                await step()
-            except StratumClientError as exc:
-                failures.append(f"{what}: {exc}")
-        if failures:
-            raise SafeStateError(self.label, failures)
 
     # -- settings -------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ All of it can be changed with board options: ``i2c_bus``, ``gpio_chip``, ``sdn_l
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -29,7 +29,7 @@ from stratum_client.boards.base import (
 )
 from stratum_client.boards.bus import GpioLines, I2cBus
 from stratum_client.boards.clock import Clock, MonotonicClock
-from stratum_client.boards.errors import BoardError, PeripheralError, SafeStateError
+from stratum_client.boards.errors import BoardError, PeripheralError
 from stratum_client.boards.io.linux import GpiodLines, SmbusI2c
 from stratum_client.boards.peripherals import Lm75
 from stratum_client.errors import StratumClientError
@@ -156,20 +156,14 @@ class PiAxeBoard(Board):
 
     async def safe_state(self) -> None:
         """Buck off, reset asserted (the fan is not ours to switch)."""
-        await self._steps(("core supply off", self._buck_off), ("reset asserted", self._hold_reset))
+        await self._every_step(
+            ("core supply off", self._buck_off), ("reset asserted", self._hold_reset)
+        )
 
     async def power_down(self) -> None:
-        await self._steps(("reset asserted", self._hold_reset), ("core supply off", self._buck_off))
+        await self._every_step(
+            ("reset asserted", self._hold_reset), ("core supply off", self._buck_off)
+        )
 
     async def _buck_off(self) -> None:
         await self._lines().set_line(self.wiring.sdn_line, False)
-
-    async def _steps(self, *steps: tuple[str, Callable[[], Awaitable[None]]]) -> None:
-        failures = []
-        for what, step in steps:
-            try:
-                await step()
-            except StratumClientError as exc:
-                failures.append(f"{what}: {exc}")
-        if failures:
-            raise SafeStateError(self.label, failures)
