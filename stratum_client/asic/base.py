@@ -311,9 +311,17 @@ class AsicDriver(abc.ABC):
                 await self._recover()
 
     async def _receive(self) -> None:
+        """Replies are handled as the transport reads them (no loop step per reply); this
+        task only tells :meth:`_on_bytes` of silences and notices the link going."""
         link = self.link
-        while not self._lost:
-            self._on_bytes(await link.read(4096, timeout=self._read_timeout()))
+        link.listen(self._on_bytes)
+        try:
+            while not self._lost:
+                if not await link.wait_data(self._read_timeout()):
+                    self._on_bytes(b"")
+        finally:
+            if link.is_open:
+                link.listen(None)
         raise SerialLinkLostError(f"{self.spec.port}: a write failed")
 
     async def _recover(self) -> None:

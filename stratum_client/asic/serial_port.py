@@ -24,6 +24,7 @@ import contextlib
 import os
 import socket
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
@@ -70,7 +71,12 @@ class Counters:
 
 
 class LinkProtocol(asyncio.Protocol):
-    """Buffers received bytes (bounded, oldest dropped) and tracks write flow and loss."""
+    """Buffers received bytes (bounded, oldest dropped) and tracks write flow and loss.
+
+    With a :attr:`listener` set, received bytes go straight to it from the transport's
+    read callback instead: a chip's reply is handled in the loop step that read it, not
+    one step later when the reading task resumes.
+    """
 
     def __init__(self, counters: Counters, max_buffer: int, log: Any) -> None:
         self._counters = counters
@@ -87,9 +93,20 @@ class LinkProtocol(asyncio.Protocol):
         self.reported = False
         """Whether the loss was logged already (reads after a loss must not spam)."""
         self.cause: Exception | None = None
+        self.listener: Callable[[bytes], None] | None = None
+        self.listener_error: Exception | None = None
+        """What the listener raised; it is detached, and the reader hears of it."""
 
     def data_received(self, data: bytes) -> None:
         self._counters.bytes_in += len(data)
+        listener = self.listener
+        if listener is not None:
+            try:
+                listener(data)
+            except Exception as exc:  # the reader re-raises it in its own task
+                self.listener, self.listener_error = None, exc
+            self._wake_reader()
+            return
         self._buffer += data
         excess = len(self._buffer) - self._max_buffer
         if excess > 0:

@@ -200,6 +200,38 @@ class SerialLink:
             return data
         raise self._lost(protocol)
 
+    def listen(self, listener: Callable[[bytes], None] | None) -> None:
+        """Hand received bytes straight to ``listener`` as they arrive (None: buffer them).
+
+        What was buffered before is handed over first, so nothing is reordered. While a
+        listener is set, :meth:`wait_data` is how the reading task learns of silence, of
+        the loss and of what the listener raised.
+        """
+        protocol = self._protocol
+        if protocol is None:
+            raise SerialLinkLostError(f"{self.port}: link is not open")
+        protocol.listener = None
+        if listener is not None and (data := protocol.take(self._max_buffer)):
+            listener(data)
+        protocol.listener = listener
+
+    async def wait_data(self, timeout: float | None) -> bool:  # noqa: ASYNC109
+        """Wait up to ``timeout`` for bytes to reach the listener; False: silence.
+
+        Raises what the listener raised, and ``SerialLinkLostError`` once the link is gone.
+        """
+        protocol = self._protocol
+        if protocol is None:
+            raise SerialLinkLostError(f"{self.port}: link is not open")
+        before = self._counters.bytes_in
+        await protocol.wait_readable(timeout)
+        if (error := protocol.listener_error) is not None:
+            protocol.listener_error = None
+            raise error
+        if protocol.gone:
+            raise self._lost(protocol)
+        return self._counters.bytes_in != before
+
     async def collect(
         self, parse: Callable[[bytes], list[_T]], *, first_timeout: float, quiet: float
     ) -> list[_T]:

@@ -1,4 +1,4 @@
-"""One TCP or TLS connection to a pool, over asyncio streams.
+"""One TCP or TLS connection to a pool, on an asyncio transport and protocol.
 
 This is the only place that touches sockets for pools. It opens the connection with a
 deadline, verifies TLS certificates unless told otherwise, tunes the socket (no Nagle
@@ -7,7 +7,9 @@ and turns every way a connection can fail into a :class:`PoolConnectionError` wh
 message says what happened and to which host, so logs and the API can show it as is.
 
 It knows nothing about Stratum: bytes in, bytes out. The session and the manager decide
-what the bytes mean and when a quiet connection is dead.
+what the bytes mean and when a quiet connection is dead. Received bytes either wait for
+:meth:`PoolConnection.read` or, with a listener set, are handed over from the transport's
+read callback, so a ``mining.notify`` is parsed in the loop step that read it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Final
 
 import structlog
@@ -40,6 +43,7 @@ KEEPALIVE: Final = (60, 10, 3)
 """TCP keepalive idle, interval and count (s, s, probes): a vanished peer shows in ~90 s."""
 
 _CHUNK = 64 * 1024
+"""Buffered bytes (no listener) past which reading pauses until :meth:`read` drains them."""
 _MAX_WRITE_BUFFER = 1024 * 1024
 """Bytes queued for a pool that is not reading; past this the connection is dead."""
 
@@ -155,84 +159,183 @@ async def open_pool_connection(
     target_host = host or pool.host
     target_port = port or pool.port
     context = tls_context(pool) if pool.tls else None
+    loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(connect_timeout):
-            reader, writer = await asyncio.open_connection(
+            transport, protocol = await loop.create_connection(
+                _PoolProtocol,
                 target_host,
                 target_port,
                 ssl=context,
                 server_hostname=target_host if context is not None else None,
                 ssl_handshake_timeout=connect_timeout if context is not None else None,
-                limit=_CHUNK,
             )
     except (OSError, TimeoutError, ssl.SSLError) as exc:
         raise _connect_error(target_host, target_port, exc, connect_timeout) from exc
-    _tune(writer.get_extra_info("socket"))
-    return PoolConnection(target_host, target_port, reader, writer)
+    _tune(transport.get_extra_info("socket"))
+    return PoolConnection(target_host, target_port, transport, protocol)
+
+
+class _PoolProtocol(asyncio.Protocol):
+    """Received bytes and the end of the connection, for :class:`PoolConnection`."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.listener: Callable[[bytes], None] | None = None
+        self.listener_error: Exception | None = None
+        self.ended = False
+        self.cause: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a stream transport
+
+    def data_received(self, data: bytes) -> None:
+        listener = self.listener
+        if listener is not None:
+            try:
+                listener(data)
+            except Exception as exc:  # the reading task re-raises it
+                self.listener, self.listener_error = None, exc
+                self._wake()
+            return
+        self.buffer += data
+        if len(self.buffer) > _CHUNK and self.transport is not None:
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes; connection_lost reports the end
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended, self.cause = True, exc
+        self._wake()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def take(self) -> bytes:
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        if self.transport is not None and not self.ended:
+            self.transport.resume_reading()
+        return data
+
+    async def wait(self) -> None:
+        """Until bytes are buffered, the listener failed or the connection ended."""
+        if self.buffer or self.ended or self.listener_error is not None:
+            return
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    async def closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class PoolConnection:
-    """An open pool connection: :meth:`read` chunks, :meth:`write` bytes, :meth:`close`."""
+    """An open pool connection: :meth:`read` chunks or :meth:`listen`, :meth:`write`
+    bytes, :meth:`close`."""
 
     def __init__(
-        self, host: str, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, host: str, port: int, transport: asyncio.Transport, protocol: _PoolProtocol
     ) -> None:
         self.host = host
         self.port = port
-        self._reader = reader
-        self._writer = writer
+        self._transport = transport
+        self._protocol = protocol
 
     def __repr__(self) -> str:
-        state = "closing" if self._writer.is_closing() else "open"
+        state = "closing" if self._transport.is_closing() else "open"
         return f"PoolConnection({_address(self.host, self.port)}, {state})"
 
     @property
     def tls(self) -> bool:
-        return self._writer.get_extra_info("sslcontext") is not None
+        return self._transport.get_extra_info("sslcontext") is not None
 
     @property
     def peer(self) -> str:
         """The address actually connected to (after name resolution)."""
-        peer = self._writer.get_extra_info("peername")
+        peer = self._transport.get_extra_info("peername")
         return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
     async def read(self) -> bytes:
         """The next chunk (never empty); raises :class:`PoolConnectionLostError` at the end."""
-        try:
-            data = await self._reader.read(_CHUNK)
-        except ConnectionResetError as exc:
-            raise self._lost("connection reset by the pool") from exc
-        except ssl.SSLError as exc:
-            raise self._lost(f"TLS error ({exc.reason or exc})") from exc
-        except OSError as exc:
-            raise self._lost(exc.strerror or str(exc) or type(exc).__name__) from exc
-        if not data:
-            raise self._lost("connection closed by the pool")
-        return data
+        protocol = self._protocol
+        await protocol.wait()
+        if protocol.buffer:
+            return protocol.take()
+        raise self._ended()
+
+    def listen(self, listener: Callable[[bytes], None] | None) -> None:
+        """Hand received bytes straight to ``listener`` (None: buffer them for :meth:`read`).
+
+        Bytes buffered before are handed over first. What ``listener`` raises detaches it
+        and is raised by :meth:`until_closed`.
+        """
+        protocol = self._protocol
+        protocol.listener = None
+        if listener is not None and protocol.buffer:
+            listener(protocol.take())
+        protocol.listener = listener
+
+    async def until_closed(self) -> None:
+        """Wait while a listener takes the bytes; raises why the connection ended
+        (:class:`PoolConnectionLostError`), or what the listener raised."""
+        protocol = self._protocol
+        while True:
+            await protocol.wait()
+            if (error := protocol.listener_error) is not None:
+                protocol.listener_error = None
+                raise error
+            if protocol.ended and not protocol.buffer:
+                raise self._ended()
+            if protocol.buffer:  # no listener: nobody takes them here, so wait for the end
+                await protocol.closed()
 
     def write(self, data: bytes) -> None:
         """Queue ``data``; never blocks. A pool that stops reading is treated as gone."""
-        if self._writer.is_closing():
+        transport = self._transport
+        if transport.is_closing():
             raise self._lost("connection already closed")
         try:
-            self._writer.write(data)
+            transport.write(data)
         except (OSError, RuntimeError) as exc:
             raise self._lost(f"write failed ({exc})") from exc
-        if self._writer.transport.get_write_buffer_size() > _MAX_WRITE_BUFFER:
+        if transport.get_write_buffer_size() > _MAX_WRITE_BUFFER:
             raise self._lost("the pool stopped reading (write buffer full)")
 
     async def close(self, grace: float = 2.0) -> None:
         """Close politely (TLS close_notify) for up to ``grace`` s, then abort."""
-        self._writer.close()
+        self._transport.close()
         try:
             async with asyncio.timeout(grace):
-                await self._writer.wait_closed()
-        except (OSError, TimeoutError, ssl.SSLError):
-            self._writer.transport.abort()
+                await self._protocol.closed()
+        except TimeoutError:
+            self._transport.abort()
 
     def abort(self) -> None:
         """Drop the connection at once, discarding anything unsent."""
-        self._writer.transport.abort()
+        self._transport.abort()
+
+    def _ended(self) -> PoolConnectionLostError:
+        cause = self._protocol.cause
+        if cause is None:
+            return self._lost("connection closed by the pool")
+        if isinstance(cause, ConnectionResetError):
+            return self._lost("connection reset by the pool")
+        if isinstance(cause, ssl.SSLError):
+            return self._lost(f"TLS error ({cause.reason or cause})")
+        if isinstance(cause, OSError):
+            return self._lost(cause.strerror or str(cause) or type(cause).__name__)
+        return self._lost(str(cause) or type(cause).__name__)
 
     def _lost(self, problem: str) -> PoolConnectionLostError:
         return PoolConnectionLostError(self.host, self.port, problem)

@@ -111,19 +111,23 @@ class LinkService:
                     await self._settled.wait()
 
     async def _read_loop(self, link: Link) -> None:
-        while True:
-            try:
-                data = await link.conn.read()
-            except PoolConnectionError as exc:
-                link.finish(Ending.LOST, exc.problem)
-                return
-            try:
-                outputs = link.session.receive_data(data, self._clock())
-            except ProtocolError as exc:
-                link.log.warning("pool broke the protocol; dropping the connection", error=str(exc))
-                link.finish(Ending.LOST, f"protocol error: {exc}")
-                return
-            self._apply(link, outputs)
+        """The session hears the pool's bytes in the loop step that read them (a listener,
+        not a task that wakes a step later); this task only waits for the end."""
+        link.conn.listen(lambda data: self._received(link, data))
+        try:
+            await link.conn.until_closed()
+        except PoolConnectionError as exc:
+            link.finish(Ending.LOST, exc.problem)
+
+    def _received(self, link: Link, data: bytes) -> None:
+        try:
+            outputs = link.session.receive_data(data, self._clock())
+        except ProtocolError as exc:
+            link.conn.listen(None)  # nothing more is read from a pool that broke it
+            link.log.warning("pool broke the protocol; dropping the connection", error=str(exc))
+            link.finish(Ending.LOST, f"protocol error: {exc}")
+            return
+        self._apply(link, outputs)
 
     async def _tick_loop(self, link: Link) -> None:
         """Application-level liveness: submit timeouts and a pool gone silent."""

@@ -130,7 +130,7 @@ async def test_plain_connection_reads_and_writes() -> None:
 async def test_socket_is_tuned_for_stratum() -> None:
     async with LocalPool() as pool:
         conn = await open_pool_connection(pool_config(pool.port), connect_timeout=5)
-        sock = conn._writer.get_extra_info("socket")
+        sock = conn._transport.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
         if hasattr(socket, "TCP_KEEPIDLE"):
