@@ -40,7 +40,7 @@ from stratum_client.api.cgminer_wire import (
     error_reply,
     status,
 )
-from stratum_client.api.cgminer_writes import Action, ActionKind, plan
+from stratum_client.api.cgminer_writes import Action, ActionKind, AscOption, plan
 from stratum_client.api.model import ControlOutcome, MinerState
 from stratum_client.api.ratelimit import RateLimiter
 
@@ -53,6 +53,7 @@ __all__ = [
     "MAX_REQUEST",
     "Action",
     "ActionKind",
+    "AscOption",
     "Code",
     "RateLimiter",
     "Reply",
@@ -238,7 +239,7 @@ _DONE: Mapping[ActionKind, tuple[int, str]] = {
     ActionKind.ENABLE_POOL: (Code.ENAPOOL, "Enabling pool {index}:'{target}'"),
     ActionKind.DISABLE_POOL: (Code.DISPOOL, "Disabling pool {index}:'{target}'"),
     ActionKind.ADD_POOL: (Code.ADDPOOL, "Added pool {index}: '{target}'"),
-    ActionKind.SET_FREQUENCY: (Code.ASCSETOK, "ASC {index} set OK"),
+    ActionKind.ASC_SET: (Code.ASCSETOK, "ASC {index} set OK"),
 }
 
 
@@ -251,9 +252,11 @@ def action_reply(action: Action, outcome: ControlOutcome, *, when: int, version:
     ctx = Ctx(when, f"{PRODUCT} {version}", True)
     code, template = _DONE[action.kind]
     if not outcome.ok:
-        failed = Code.ASCSETERR if action.kind is ActionKind.SET_FREQUENCY else code
+        if action.kind is ActionKind.ASC_SET:
+            msg = f"ASC {action.index} set failed: {outcome.error}"
+            return Reply(body(Section(status(ctx, Sev.ERROR, Code.ASCSETERR, msg))))
         msg = f"{action.kind.value} failed: {outcome.error}"
-        return Reply(body(Section(status(ctx, Sev.ERROR, failed, msg))))
+        return Reply(body(Section(status(ctx, Sev.ERROR, code, msg))))
     index = outcome.value if action.kind is ActionKind.ADD_POOL else action.index
     msg = template.format(index=index, target=action.target)
     return Reply(body(Section(status(ctx, Sev.SUCCESS, code, msg))))

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 
 from stratum_client.api import cgminer
-from stratum_client.api.cgminer import Action, ActionKind, RateLimiter, Reply
+from stratum_client.api.cgminer import Action, ActionKind, AscOption, RateLimiter, Reply
 from stratum_client.api.model import (
     ControlOutcome,
     MinerControl,
@@ -200,8 +200,8 @@ def _control_call(
             case ActionKind.ADD_POOL:
                 assert action.password is not None
                 return await control.add_pool(action.target, action.user, action.password)
-            case ActionKind.SET_FREQUENCY:
-                return await control.set_frequency(action.target, action.mhz)
+            case ActionKind.ASC_SET:
+                return await _asc_set(control, action)
             case ActionKind.RESTART:
                 await control.restart()
             case ActionKind.QUIT:
@@ -209,6 +209,19 @@ def _control_call(
         return None
 
     return call
+
+
+async def _asc_set(control: MinerControl, action: Action) -> float | None:
+    """``ascset``'s option through the same ``MinerControl`` calls as REST and MQTT."""
+    match action.option:
+        case AscOption.FAN:
+            return await control.set_fan(action.target, action.value)
+        case AscOption.VOLTAGE:
+            assert action.value is not None
+            return await control.set_core_voltage(action.target, action.value)
+        case _:
+            assert action.value is not None
+            return await control.set_frequency(action.target, action.value)
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -3,6 +3,13 @@
 Nothing here acts: the shell runs the action against ``MinerControl`` (only for an
 allow-listed client), then :func:`stratum_client.api.cgminer.action_reply` words the
 outcome. The ``addpool`` password travels as a :class:`Secret` and is never echoed.
+
+``ascset|N,OPTION,VALUE`` takes cgminer's per-device options: ``freq,MHZ`` for any chain,
+and for a chain on a board ``fan,PERCENT`` (a fixed duty; ``fan,auto`` gives the fan
+back to the board's PID) and ``voltage,VOLTS`` (the core voltage). The board's limits
+come with its readout in the state, so a value outside them, or a chain without a board
+or whose board cannot set that, is refused here with a status that says which; the
+board checks its limits again before anything is sent.
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ from stratum_client.api.cgminer_wire import (
     split_escaped,
     status,
 )
-from stratum_client.api.model import MinerState
+from stratum_client.api.model import BoardReadout, DeviceState, MinerState
 from stratum_client.secrets import Secret
 
-__all__ = ["Action", "ActionKind", "plan"]
+__all__ = ["Action", "ActionKind", "AscOption", "plan"]
 
 
 class ActionKind(enum.StrEnum):
@@ -35,7 +42,15 @@ class ActionKind(enum.StrEnum):
     ADD_POOL = "addpool"
     RESTART = "restart"
     QUIT = "quit"
-    SET_FREQUENCY = "ascset"
+    ASC_SET = "ascset"
+
+
+class AscOption(enum.StrEnum):
+    """What ``ascset|N,OPTION,VALUE`` sets."""
+
+    FREQ = "freq"
+    FAN = "fan"
+    VOLTAGE = "voltage"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +62,10 @@ class Action:
     """Pool index (pool commands) or ASC index (``ascset``)."""
     target: str = ""
     """Pool URL or device name, for the reply and the control call."""
-    mhz: float = 0.0
+    option: AscOption | None = None
+    """``ascset``: what to set."""
+    value: float | None = None
+    """``ascset``: MHz, percent or volts; None with ``fan``: the board's PID drives it."""
     user: str = ""
     password: Secret | None = None
 
@@ -96,6 +114,9 @@ def _plan_addpool(param: str | None, ctx: Ctx) -> Action | Section:
     return Action(ActionKind.ADD_POOL, target=url, user=parts[1], password=Secret(parts[2]))
 
 
+_ASC_HELP = "freq,MHZ fan,PERCENT|auto voltage,VOLTS (fan and voltage: on a board)"
+
+
 def _plan_ascset(state: MinerState, param: str | None, ctx: Ctx) -> Action | Section:
     index = asc_index(state, param, ctx)
     if isinstance(index, Section):
@@ -105,21 +126,59 @@ def _plan_ascset(state: MinerState, param: str | None, ctx: Ctx) -> Action | Sec
     if not option:
         return Section(status(ctx, Sev.ERROR, Code.MISASCOPT, "Missing option after ASC number"))
     if option == "help":
-        msg = f"ASC {index} set help: freq,MHZ"
-        return Section(status(ctx, Sev.INFO, Code.ASCHELP, msg))
-    mhz = _frequency(fields[2] if len(fields) > 2 else "")
-    if option != "freq" or mhz is None:
-        msg = f"ASC {index} set failed: use freq,MHZ with MHZ from 1 to {MAX_MHZ:g}"
+        return Section(status(ctx, Sev.INFO, Code.ASCHELP, f"ASC {index} set help: {_ASC_HELP}"))
+    text = fields[2].strip()[:32] if len(fields) > 2 else ""
+    device = state.devices[index]
+    planned = _asc_value(device, option, text)
+    if isinstance(planned, str):
+        msg = f"ASC {index} set failed: {planned}"
         return Section(status(ctx, Sev.ERROR, Code.ASCSETERR, msg))
-    return Action(ActionKind.SET_FREQUENCY, index=index, target=state.devices[index].name, mhz=mhz)
+    chosen, value = planned
+    return Action(ActionKind.ASC_SET, index=index, target=device.name, option=chosen, value=value)
 
 
-def _frequency(text: str) -> float | None:
+def _asc_value(device: DeviceState, option: str, text: str) -> tuple[AscOption, float | None] | str:
+    """The option and its value, or what is wrong with them (for the E status)."""
+    if option == AscOption.FREQ:
+        mhz = _finite(text)
+        if mhz is None or not 1.0 <= mhz <= MAX_MHZ:
+            return f"use freq,MHZ with MHZ from 1 to {MAX_MHZ:g}"
+        return AscOption.FREQ, mhz
+    if option not in (AscOption.FAN, AscOption.VOLTAGE):
+        return f"unknown option {option[:16]!r}; use {_ASC_HELP}"
+    chosen = AscOption(option)
+    board = device.board
+    if board is None:
+        return f"{device.name} reports no board: {chosen} needs a chain on a board"
+    if chosen is AscOption.FAN and text.lower() == "auto":
+        return (chosen, None) if board.fan_limits is not None else _cannot(board, chosen)
+    return _within(board, chosen, text)
+
+
+def _within(board: BoardReadout, option: AscOption, text: str) -> tuple[AscOption, float] | str:
+    limits = board.fan_limits if option is AscOption.FAN else board.core_voltage_limits
+    if limits is None:
+        return _cannot(board, option)
+    unit = "PERCENT" if option is AscOption.FAN else "VOLTS"
+    value, (low, high) = _finite(text), limits
+    if value is None:
+        auto = " or fan,auto" if option is AscOption.FAN else ""
+        return f"use {option},{unit} with {unit} from {low:g} to {high:g}{auto}"
+    if not low <= value <= high:
+        return f"{option} {value:g} is outside {board.board}'s limits {low:g}..{high:g}"
+    return option, value
+
+
+def _cannot(board: BoardReadout, option: AscOption) -> str:
+    return f"{board.board} cannot set its {option}"
+
+
+def _finite(text: str) -> float | None:
     try:
-        mhz = float(text.strip()[:32])
+        value = float(text)
     except ValueError:
         return None
-    return mhz if math.isfinite(mhz) and 1.0 <= mhz <= MAX_MHZ else None
+    return value if math.isfinite(value) else None
 
 
 def plan(name: str, state: MinerState, param: str | None, ctx: Ctx) -> Action | Section:
@@ -128,6 +187,6 @@ def plan(name: str, state: MinerState, param: str | None, ctx: Ctx) -> Action | 
         return _plan_pool(kind, state, param, ctx)
     if kind is ActionKind.ADD_POOL:
         return _plan_addpool(param, ctx)
-    if kind is ActionKind.SET_FREQUENCY:
+    if kind is ActionKind.ASC_SET:
         return _plan_ascset(state, param, ctx)
     return Action(kind)

@@ -131,6 +131,11 @@ class BoardReadout:
     """Measured core voltage (the regulator's READ_VOUT)."""
     power_w: float | None = None
     """Measured power; when set, :attr:`DeviceState.power_w` is this."""
+    fan_limits: tuple[float, float] | None = None
+    """The fan duty the board accepts, in percent (None: the fan is not the daemon's to
+    set); what the write paths check and Home Assistant's slider spans."""
+    core_voltage_limits: tuple[float, float] | None = None
+    """The core voltage the board accepts, in volts (None: the board cannot set it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,15 @@
 One process runs a local Stratum pool that validates every share the way public-pool does
 (:class:`LocalPool` in strict mode: the version rebuilt by XOR on a regtest-style
 0x30000000 template, shares judged at the difficulty in force), two emulated chip chains
-on pseudo-terminals that speak the real serial protocol and really hash, and the daemon
-itself, configured from the embedded :data:`DEMO_CONFIG` (``configs/demo.toml`` is the
-same file for reading). A status line shows what the daemon reports; ``--duration`` or
-Ctrl-C ends the run with a summary, and the exit status says whether the pool accepted
-shares and rejected none, so the demo is a smoke test too. The pool takes no vardiff
-steps: a share on the wire at a step would be refused, and the exit status would then
-hang on timing.
+on pseudo-terminals that speak the real serial protocol and really hash, an emulated
+board beside them (``bitaxe-gamma`` unless ``--board`` names another or ``none``), so a
+run goes through the whole board path too: power-up, safety loop, measured power,
+power-down. The daemon itself is configured from the embedded :data:`DEMO_CONFIG`
+(``configs/demo.toml`` is the same file for reading) plus the board's ``[[devices]]``
+table. A status line shows what the daemon reports; ``--duration`` or Ctrl-C ends the
+run with a summary, and the exit status says whether the pool accepted shares and
+rejected none, so the demo is a smoke test too. The pool takes no vardiff steps: a share
+on the wire at a step would be refused, and the exit status would then hang on timing.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Final, TextIO
 
 from stratum_client import eventloop
+from stratum_client.boards.emulator.server import BoardEmulator
 from stratum_client.commands.board_emulation import BOARDS, board_devices_table, emulated_board
+from stratum_client.commands.demo_summary import DemoSummary, board_summary, demo_summary
 from stratum_client.config import Config, parse_config
-from stratum_client.daemon.app import Daemon, DaemonSnapshot, Service, format_hashrate
+from stratum_client.daemon.app import Daemon, Service
 from stratum_client.daemon.telemetry import telemetry_services
 from stratum_client.errors import InputError
 from stratum_client.logsetup import LEVELS, configure_logging
@@ -38,7 +42,7 @@ from stratum_client.testing.pool import LocalPool
 from stratum_client_bm13xx.emulator.chain import EmulatedChain
 from stratum_client_bm13xx.emulator.server import serve_chains
 
-__all__ = ["DEMO_CONFIG", "DemoSummary", "add_parser", "demo_config", "run"]
+__all__ = ["DEFAULT_BOARD", "DEMO_CONFIG", "DemoSummary", "add_parser", "demo_config", "run"]
 
 DIFFICULTY_SCALE: Final = 2.0**-22
 """Emulated chips report nonces at ticket 256 × 2⁻²² = 2⁻¹⁴: a few per second per core."""
@@ -50,6 +54,9 @@ POOL_PORT: Final = 13333
 """The local pool's port: one no common pool uses (ckpool and public-pool hold 3333)."""
 BLOCK_INTERVAL: Final = 45.0
 """Seconds between new blocks (clean jobs), so a run shows the chips being flushed."""
+DEFAULT_BOARD: Final = "bitaxe-gamma"
+"""The emulated board that mines beside the raw chains unless ``--board`` says otherwise."""
+NO_BOARD: Final = "none"
 
 DEMO_CONFIG: Final = """\
 # The self-contained demo: a local test pool and two emulated chains behind
@@ -94,41 +101,14 @@ rest_listen = "127.0.0.1:{rest_port}"
 """The demo's config; ``{...}`` fields are filled in for each run."""
 
 
-@dataclass(frozen=True, slots=True)
-class DemoSummary:
-    """What a run achieved, as printed and as written by ``--summary-json``."""
-
-    seconds: float
-    accepted: int
-    rejected: int
-    stale: int
-    lost: int
-    pool_accepted: int
-    pool_rejected: int
-    hashrate: float
-    """Average hashes per second since mining started, from nonces × their difficulty."""
-    chains: int
-
-    @property
-    def ok(self) -> bool:
-        return self.accepted > 0 and self.rejected == 0 and self.pool_rejected == 0
-
-    def line(self) -> str:
-        return (
-            f"summary: {self.accepted} accepted, {self.rejected} rejected, {self.stale} stale, "
-            f"{self.lost} lost; pool counted {self.pool_accepted} accepted, "
-            f"{self.pool_rejected} rejected; {format_hashrate(self.hashrate)} "
-            f"over {self.seconds:.0f} s"
-        )
-
-
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``demo`` sub-command."""
     parser = subparsers.add_parser(
         "demo",
         help="mine against a local pool with emulated chips (no hardware, no account)",
-        description="Run a local Stratum pool, emulated BM1366 and BM1397 chains and the "
-        "daemon in one process, with the cgminer-compatible and REST APIs on 127.0.0.1.",
+        description="Run a local Stratum pool, emulated BM1366 and BM1397 chains, an "
+        "emulated board beside them and the daemon in one process, with the "
+        "cgminer-compatible and REST APIs on 127.0.0.1.",
     )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON")
@@ -142,8 +122,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--cgminer-port", type=int, default=4028, help="0 turns it off")
     parser.add_argument("--rest-port", type=int, default=8080, help="0 turns it off")
-    parser.add_argument("--board", choices=BOARDS, help="mine on an emulated board instead "
-                        "(power-up, safety loop and power-down included)")  # fmt: skip
+    parser.add_argument(
+        "--board",
+        choices=(*BOARDS, NO_BOARD),
+        default=DEFAULT_BOARD,
+        help="the emulated board that mines beside the chains (default %(default)s; "
+        "power-up, safety loop and power-down included); none leaves it out",
+    )
     parser.add_argument("--log-level", choices=tuple(LEVELS), default="warning")
     parser.set_defaults(func=run)
 
@@ -177,8 +162,10 @@ def _checked(args: argparse.Namespace) -> dict[str, int]:
     for model, count in chips.items():
         if not 0 <= count <= 64:
             raise InputError(f"--chips-{model[2:]}", f"must be 0 to 64, got {count}")
-    if not any(chips.values()):
-        raise InputError("--chips-1366", "both chains are off; the demo needs at least one chip")
+    if not any(chips.values()) and args.board == NO_BOARD:
+        raise InputError(
+            "--chips-1366", "both chains are off and --board is none: nothing to mine on"
+        )
     if args.duration is not None and not args.duration > 0:
         raise InputError("--duration", f"must be > 0, got {args.duration}")
     for flag, port in (
@@ -210,8 +197,6 @@ def run(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace, chips: dict[str, int]) -> DemoSummary:
     with tempfile.TemporaryDirectory(prefix="stratum-client-demo-") as workdir:
-        if args.board:
-            return await _demo_board(args, Path(workdir))
         ports = {"bm1366": f"{workdir}/asic0", "bm1397": f"{workdir}/asic1"}
         emulated = [
             (EmulatedChain(model, count, difficulty_scale=DIFFICULTY_SCALE), ports[model])
@@ -221,39 +206,42 @@ async def _demo(args: argparse.Namespace, chips: dict[str, int]) -> DemoSummary:
         async with (
             _local_pool(args.pool_port) as pool,
             serve_chains([c for c, _ in emulated], [p for _, p in emulated]),
+            _board(args.board, Path(workdir)) as emulator,
             _new_blocks(pool),
         ):
             config = demo_config(
                 pool.url, ports, chips, cgminer_port=args.cgminer_port, rest_port=args.rest_port
             )
-            return await _mine(config, pool, args.duration)
+            if emulator is not None:
+                config = _with_board(config, pool.url, args.board, emulator)
+            return await _mine(config, pool, args.duration, emulator)
 
 
-async def _demo_board(args: argparse.Namespace, workdir: Path) -> DemoSummary:
-    """The demo on one emulated board: its chain is the only one."""
-    async with (
-        LocalPool(strict=True, difficulty=POOL_DIFFICULTY, job_interval=JOB_INTERVAL) as pool,
-        emulated_board(
-            args.board,
-            workdir / "control",
-            workdir / "data",
-            difficulty_scale=DIFFICULTY_SCALE,
-            hashrate=None,
-        ) as emulator,  # fmt: skip
-        _new_blocks(pool),
-    ):
-        ports = {"bm1366": f"{workdir}/unused0", "bm1397": f"{workdir}/unused1"}
-        base = demo_config(pool.url, ports, {"bm1366": 1, "bm1397": 1},
-                           cgminer_port=args.cgminer_port, rest_port=args.rest_port)  # fmt: skip
-        table = board_devices_table(args.board, emulator, difficulty_scale=DIFFICULTY_SCALE,
-                                    name=f"demo-{args.board}")  # fmt: skip
-        pool_table = f'[[pools]]\nurl = "{pool.url}"\nuser = "demo.worker"\n'
-        board = parse_config(pool_table + table, source="the demo's board table")
-        config = replace(base, devices=board.devices)
-        return await _mine(config, pool, args.duration)
+@contextlib.asynccontextmanager
+async def _board(name: str, workdir: Path) -> AsyncIterator[BoardEmulator | None]:
+    """The emulated board on two ptys in ``workdir``, or None for ``--board none``."""
+    if name == NO_BOARD:
+        yield None
+        return
+    control, data = workdir / "control", workdir / "data"
+    scale = DIFFICULTY_SCALE
+    async with emulated_board(name, control, data, difficulty_scale=scale, hashrate=None) as board:
+        yield board
 
 
-async def _mine(config: Config, pool: LocalPool, duration: float | None) -> DemoSummary:
+def _with_board(config: Config, pool_url: str, board: str, emulator: BoardEmulator) -> Config:
+    """``config`` with the board's ``[[devices]]`` table after the raw chains."""
+    table = board_devices_table(
+        board, emulator, difficulty_scale=DIFFICULTY_SCALE, name=f"demo-{board}"
+    )
+    pool_table = f'[[pools]]\nurl = "{pool_url}"\nuser = "demo.worker"\n'
+    devices = parse_config(pool_table + table, source="the demo's board table").devices
+    return replace(config, devices=(*config.devices, *devices))
+
+
+async def _mine(
+    config: Config, pool: LocalPool, duration: float | None, emulator: BoardEmulator | None
+) -> DemoSummary:
     status = _StatusLine(sys.stdout)
     daemon = Daemon(config, emit_status=status.show, services=_demo_services(config))
     started = time.monotonic()
@@ -266,7 +254,11 @@ async def _mine(config: Config, pool: LocalPool, duration: float | None) -> Demo
         if stopper is not None:
             stopper.cancel()
         status.end()
-    return _summary(daemon.snapshot(), pool, time.monotonic() - started)
+    snap, board = daemon.snapshot(), None
+    if emulator is not None:
+        (chain,) = daemon.boards.values()
+        board = board_summary(chain.entry.spec.board, chain, emulator, snap)
+    return demo_summary(snap, pool, time.monotonic() - started, board)
 
 
 @contextlib.asynccontextmanager
@@ -303,21 +295,6 @@ async def _new_blocks(pool: LocalPool) -> AsyncIterator[None]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-
-
-def _summary(snap: DaemonSnapshot, pool: LocalPool, seconds: float) -> DemoSummary:
-    d = snap.dispatch
-    return DemoSummary(
-        seconds=seconds,
-        accepted=d.accepted,
-        rejected=d.rejected,
-        stale=d.total.shares.stale,
-        lost=d.lost,
-        pool_accepted=len(pool.accepted),
-        pool_rejected=len(pool.rejected),
-        hashrate=d.total.hashrate.average,
-        chains=len(snap.chains),
-    )
 
 
 class _StatusLine:

@@ -30,7 +30,7 @@ from typing import Any, Final
 import structlog
 
 from stratum_client.api.model import BoardReadout, DeviceState
-from stratum_client.boards.base import Board, BoardLimits, Reading
+from stratum_client.boards.base import Board, BoardLimits, Range, Reading
 from stratum_client.boards.errors import BoardError
 from stratum_client.boards.registry import load_board
 from stratum_client.boards.runner import BoardRunner
@@ -240,6 +240,10 @@ def chain_task(runner: ChainRunner, boards: dict[str, BoardChain]) -> Coroutine[
     return board.run() if board is not None else runner.run()
 
 
+def _span(allowed: Range | None) -> tuple[float, float] | None:
+    return (allowed.low, allowed.high) if allowed is not None else None
+
+
 def _value(reading: Reading[float]) -> float | None:
     return reading.value if reading.ok else None
 
@@ -263,12 +267,20 @@ def readout(status: BoardStatus) -> BoardReadout:
 
 
 def with_board(device: DeviceState, boards: dict[str, BoardChain]) -> DeviceState:
-    """``device`` with its board's last readings: ASIC temperature, measured core voltage
-    and, where the board measures it, power (``power_source = "measured"``)."""
+    """``device`` with its board's last readings (ASIC temperature, measured core voltage
+    and, where the board measures it, power: ``power_source = "measured"``) and the
+    limits its fan and core voltage may be set within."""
     chain = boards.get(device.name)
     if chain is None or chain.status is None:
         return device
-    board = readout(chain.status)
+    # the live board's class, not a registry scan on every snapshot
+    limits = chain.board.limits if chain.board is not None else chain.limits
+    board = replace(
+        readout(chain.status),
+        board=chain.entry.spec.board,  # the kind (the status names the board by its chain)
+        fan_limits=_span(limits.fan_percent),
+        core_voltage_limits=_span(limits.core_voltage_v),
+    )
     readings = chain.status.readings
     temp = _value(readings.asic_temp_c) if readings is not None else None
     return replace(

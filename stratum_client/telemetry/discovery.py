@@ -9,7 +9,11 @@ single device. Every entity is tied to ``<base>/availability``, so a dead daemon
 will) greys them all out.
 
 Beyond sensors: a ``switch`` for mining on/off, a ``number`` per chain for its
-frequency and a ``select`` for the active pool, all wired to ``<base>/cmd/*``.
+frequency and a ``select`` for the active pool, all wired to ``<base>/cmd/*``. A chain on
+a board gets a ``number`` for its fan duty and one for its core voltage, each spanning
+what that board allows (none for a setting the board cannot change, e.g. a PiAxe's fan),
+and a ``button`` that gives the fan back to the board's PID (``set_fan`` with
+``auto: true``); a fixed duty set on the number switches the PID off.
 
 Configs are derived from the current state, so a new chain or a sensor that starts
 reporting temperature appears by itself; :func:`discovery_updates` publishes only what
@@ -210,6 +214,75 @@ def _topic(prefix: str, component: str, node: str, object_id: str) -> str:
     return f"{prefix}/{component}/{node}/{object_id}/config"
 
 
+@dataclass(frozen=True, slots=True)
+class Control:
+    """One HA ``number`` that writes a chain's setting through ``<base>/cmd/<command>``."""
+
+    key: str
+    name: str
+    command: str
+    argument: str
+    """The command's field the value goes into."""
+    field: str
+    """The device state field shown as the number's value (what the chain reports)."""
+    unit: str
+    step: float
+    device_class: str | None = None
+    icon: str | None = None
+
+
+FREQUENCY = Control("frequency_set", "frequency target", "set_frequency", "mhz",
+                    "frequency_mhz", "MHz", 1, "frequency")  # fmt: skip
+FAN = Control("fan_set", "fan duty target", "set_fan", "percent", "fan_percent", "%", 1,
+              icon="mdi:fan")  # fmt: skip
+CORE_VOLTAGE = Control("core_voltage_set", "core voltage target", "set_core_voltage", "volts",
+                       "voltage_v", "V", 0.001, "voltage")  # fmt: skip
+"""The measured core voltage (READ_VOUT) is the number's value; a null reading renders
+``None``, HA's default ``payload_reset``, so the number shows unknown rather than an error."""
+
+
+def _number_config(
+    common: _Common,
+    device: DeviceState,
+    control: Control,
+    limits: tuple[float, float],
+    prefix: str,
+) -> tuple[str, dict[str, object]]:
+    object_id = f"{slug(device.name)}_{control.key}"
+    number = common.base(object_id, f"{device.name} {control.name}")
+    argument = json.dumps(control.argument)
+    number.update(
+        command_topic=common.topics.command(control.command),
+        command_template=f'{{"device": {json.dumps(device.name)}, {argument}: {{{{ value }}}}}}',
+        state_topic=common.topics.device(device.name),
+        value_template=f"{{{{ value_json.{control.field} }}}}",
+        min=limits[0],
+        max=limits[1],
+        step=control.step,
+        mode="box",
+        unit_of_measurement=control.unit,
+        entity_category="config",
+    )
+    extras = {"device_class": control.device_class, "icon": control.icon}
+    number.update({key: value for key, value in extras.items() if value is not None})
+    return _topic(prefix, "number", common.node, object_id), number
+
+
+def _fan_auto_button(
+    common: _Common, device: DeviceState, prefix: str
+) -> dict[str, dict[str, object]]:
+    """A button that hands the fan back to the board's PID (a fixed duty turned it off)."""
+    object_id = f"{slug(device.name)}_fan_auto"
+    button = common.base(object_id, f"{device.name} fan automatic")
+    button.update(
+        command_topic=common.topics.command("set_fan"),
+        payload_press=json.dumps({"device": device.name, "auto": True}),
+        icon="mdi:fan-auto",
+        entity_category="config",
+    )
+    return {_topic(prefix, "button", common.node, object_id): button}
+
+
 def _miner_entities(
     common: _Common, state: MinerState, prefix: str
 ) -> dict[str, dict[str, object]]:
@@ -257,22 +330,18 @@ def _device_entities(
         object_id = f"{dev}_{sensor.key}"
         config = _sensor_config(common, sensor, object_id, state_topic, f"{device.name} ")
         configs[_topic(prefix, "sensor", common.node, object_id)] = config
-    number = common.base(f"{dev}_frequency_set", f"{device.name} frequency target")
-    low, high = FREQUENCY_LIMITS
-    number.update(
-        command_topic=common.topics.command("set_frequency"),
-        command_template=f'{{"device": {json.dumps(device.name)}, "mhz": {{{{ value }}}}}}',
-        state_topic=state_topic,
-        value_template="{{ value_json.frequency_mhz }}",
-        min=low,
-        max=high,
-        step=1,
-        mode="box",
-        unit_of_measurement="MHz",
-        device_class="frequency",
-        entity_category="config",
-    )
-    configs[_topic(prefix, "number", common.node, f"{dev}_frequency_set")] = number
+    controls: list[tuple[Control, tuple[float, float] | None]] = [(FREQUENCY, FREQUENCY_LIMITS)]
+    if device.board is not None:
+        controls += [
+            (FAN, device.board.fan_limits),
+            (CORE_VOLTAGE, device.board.core_voltage_limits),
+        ]
+    for control, limits in controls:
+        if limits is not None:
+            topic, config = _number_config(common, device, control, limits, prefix)
+            configs[topic] = config
+    if device.board is not None and device.board.fan_limits is not None:
+        configs.update(_fan_auto_button(common, device, prefix))
     return configs
 
 

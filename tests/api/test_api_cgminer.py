@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stratum_client.api import cgminer
-from stratum_client.api.cgminer import Action, ActionKind, RateLimiter, Reply, Request
+from stratum_client.api.cgminer import Action, ActionKind, AscOption, RateLimiter, Reply, Request
 from stratum_client.api.model import ControlOutcome, MinerState, PoolShares
 from stratum_client.secrets import Secret
 
@@ -336,7 +336,9 @@ def test_addpool_parses_escapes_and_keeps_the_password_secret(state: MinerState)
 
 def test_ascset_plans_a_frequency_change(state: MinerState) -> None:
     action = plan(state, "ascset|1,freq,500")
-    assert action == Action(ActionKind.SET_FREQUENCY, index=1, target="gamma.2", mhz=500.0)
+    assert action == Action(
+        ActionKind.ASC_SET, index=1, target="gamma.2", option=AscOption.FREQ, value=500.0
+    )
     assert status(ask(state, "ascset|0,help", privileged=True))["STATUS"] == "I"
     assert status(ask(state, "ascset|0", privileged=True))["Code"] == 116
     for bad in ("ascset|0,freq", "ascset|0,freq,nan", "ascset|0,freq,5000", "ascset|0,volt,1"):
@@ -363,6 +365,9 @@ def test_action_replies(state: MinerState) -> None:
     )
     assert failed.body["STATUS"][0]["STATUS"] == "E"  # type: ignore[index]
     assert failed.body["STATUS"][0]["Code"] == 120  # type: ignore[index]
+    assert failed.body["STATUS"][0]["Msg"] == (  # type: ignore[index]
+        "ASC 0 set failed: frequency: 900 MHz is above 800"
+    )
     restart = cgminer.action_reply(
         Action(ActionKind.RESTART), ControlOutcome(True), when=0, version=""
     )

@@ -49,10 +49,11 @@ async def test_emulate_board_serves_both_ports_and_prints_a_table_that_powers_up
         await process.wait()
 
 
-def test_demo_on_an_emulated_board_mines_shares_through_the_board(tmp_path: Path) -> None:
+def test_demo_on_another_board_alone_mines_shares_through_the_board(tmp_path: Path) -> None:
     summary_file = tmp_path / "summary.json"
     result = subprocess.run(
-        [sys.executable, "-m", "stratum_client", "demo", "--board", "bitaxe-gamma",
+        [sys.executable, "-m", "stratum_client", "demo", "--board", "bitaxe-supra",
+         "--chips-1366", "0", "--chips-1397", "0",
          "--duration", "10", "--summary-json", str(summary_file),
          "--cgminer-port", "0", "--rest-port", "0", "--log-level", "info"],
         capture_output=True, text=True, timeout=PATIENCE, check=False,
@@ -63,6 +64,11 @@ def test_demo_on_an_emulated_board_mines_shares_through_the_board(tmp_path: Path
     assert summary["chains"] == 1
     assert summary["pool_accepted"] > 0
     assert summary["lost"] == 0
+    board = summary["board"]
+    assert (board["name"], board["device"]) == ("bitaxe-supra", "demo-bitaxe-supra")
+    assert board["accepted"] == summary["accepted"]  # the board's chain is the only one
+    assert abs(board["core_voltage_v"] - 1.166) < 0.01  # the Supra's default, not the Gamma's
+    assert board["powered_down"] is True
     # The chips answer only once the board has powered them, and it is off afterwards.
     assert "board powered up" in result.stderr + result.stdout
     assert "board off" in result.stderr + result.stdout

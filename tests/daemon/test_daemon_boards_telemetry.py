@@ -148,6 +148,7 @@ async def test_pyasic_reads_the_boards_temperature_and_fan_speed(
     assert within(dev["Temperature"], temps, 0.2)
     (board,) = [row for row in stats if "Board State" in row]
     assert board["Board State"] == "mining"
+    assert board["Board"] == "bitaxe-gamma"  # the board's kind; the chain is "gamma"
     assert within(board["fan1"], rpms, 0.05 * max(rpms))
 
 

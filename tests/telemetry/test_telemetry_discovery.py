@@ -7,8 +7,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from stratum_client.api.model import MinerState
+from stratum_client.api.model import BoardReadout, MinerState
 from stratum_client.telemetry import discovery
+from stratum_client.telemetry.commands import Command, parse_command
 from stratum_client.telemetry.topics import Topics
 
 T = Topics("stratum-client/rig1")
@@ -123,3 +124,63 @@ def test_updates_send_only_changes_and_delete_removed(
     removed = [m for m in changed if m.payload == b""]
     assert [m.topic for m in removed] == [f"{PREFIX}/sensor/{NODE}/ultra_temperature/config"]
     assert all(m.retain for m in removed)
+
+
+GAMMA = BoardReadout("bitaxe-gamma", "mining", fan_percent=40.0, fan_limits=(0.0, 100.0),
+                     core_voltage_limits=(1.0, 1.3))  # fmt: skip
+
+
+def on_board(state: MinerState, board: BoardReadout | None) -> MinerState:
+    return dataclasses.replace(state, devices=(dataclasses.replace(state.devices[0], board=board),))
+
+
+def pressed(config: dict[str, Any], value: str) -> bytes:
+    """The payload HA sends for a number set to ``value`` (its template, rendered)."""
+    template: str = config["command_template"]
+    assert template.count("{{ value }}") == 1
+    return template.replace("{{ value }}", value).encode()
+
+
+def test_a_board_gets_fan_and_core_voltage_numbers_within_its_limits(state: MinerState) -> None:
+    board_state = on_board(state, GAMMA)
+    found = configs(board_state)
+    fan = found[f"{PREFIX}/number/{NODE}/ultra_fan_set/config"]
+    volts = found[f"{PREFIX}/number/{NODE}/ultra_core_voltage_set/config"]
+    assert (fan["min"], fan["max"], fan["unit_of_measurement"]) == (0.0, 100.0, "%")
+    assert (volts["min"], volts["max"], volts["unit_of_measurement"]) == (1.0, 1.3, "V")
+    assert volts["device_class"] == "voltage"
+    assert volts["step"] < 0.01  # mV resolution, as AxeOS sets it
+    assert (fan["command_topic"], volts["command_topic"]) == (
+        T.command("set_fan"),
+        T.command("set_core_voltage"),
+    )
+    assert fan["state_topic"] == volts["state_topic"] == T.device("ultra")
+    assert fan["value_template"] == "{{ value_json.fan_percent }}"
+    assert volts["value_template"] == "{{ value_json.voltage_v }}"
+    assert fan["entity_category"] == volts["entity_category"] == "config"
+    # What HA sends is a command the daemon's own validator accepts, for this chain.
+    set_fan = parse_command(fan["command_topic"], pressed(fan, "35"), T, board_state)
+    assert set_fan == Command("set_fan", device="ultra", percent=35.0)
+    set_volts = parse_command(volts["command_topic"], pressed(volts, "1.215"), T, board_state)
+    assert set_volts == Command("set_core_voltage", device="ultra", volts=1.215)
+
+
+def test_the_fan_auto_button_gives_the_fan_back_to_the_pid(state: MinerState) -> None:
+    board_state = on_board(state, GAMMA)
+    button = configs(board_state)[f"{PREFIX}/button/{NODE}/ultra_fan_auto/config"]
+    payload = button["payload_press"].encode()
+    assert parse_command(button["command_topic"], payload, T, board_state) == Command(
+        "set_fan", device="ultra", percent=None
+    )
+
+
+def test_no_write_entities_for_what_a_board_cannot_set(state: MinerState) -> None:
+    piaxe = BoardReadout("piaxe", "mining")  # frequency only: no fan, no regulator
+    for board in (piaxe, None):
+        ids = {topic.split("/")[3] for topic in configs(on_board(state, board))}
+        assert "ultra_frequency_set" in ids
+        assert not {"ultra_fan_set", "ultra_core_voltage_set", "ultra_fan_auto"} & ids, board
+    fan_only = dataclasses.replace(GAMMA, core_voltage_limits=None)
+    ids = {topic.split("/")[3] for topic in configs(on_board(state, fan_only))}
+    assert {"ultra_fan_set", "ultra_fan_auto"} <= ids
+    assert "ultra_core_voltage_set" not in ids
