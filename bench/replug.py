@@ -13,6 +13,8 @@ back and measures, from that return:
 * **first job**: the chip side took its first job frame;
 * **first share**: the pool accepted a share found after the return.
 
+Then it mines on for a few shares, so that the next unplug catches shares on the way.
+
 All three are sampled every 5 ms. Each cycle also checks, in the emulator's captured
 traffic after the return, that the full power-up ran in order (reset held, regulator
 configured, VOUT_COMMAND, output on, reset released, and only then chip bytes), and at
@@ -52,6 +54,8 @@ HASHRATE = 40_000.0
 """H/s of the emulated chip: about 20 nonces/s, while the daemon keeps most of a core."""
 POOL_DIFFICULTY = SCALE * 512
 """Half the nonces are shares: about 10 shares/s."""
+SHARES_PER_CYCLE = 5
+"""Shares accepted after the return before the next unplug: it catches shares on the way."""
 SAMPLE_S = 0.005
 GOAL_S = 5.0
 DEADLINE_S = 30.0
@@ -192,6 +196,11 @@ async def replug(rig: Rig) -> dict[str, Any]:
     }
 
 
+async def mine_on(rig: Rig, shares: int) -> None:
+    target = len(rig.pool.accepted) + shares
+    await wait_for("mining on", lambda: rig.check() and len(rig.pool.accepted) >= target)
+
+
 async def run(
     cycles: int, directory: Path, ramp_step_delay: float | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -204,13 +213,14 @@ async def run(
             daemon = Daemon(parse_config(config_text(emulator, pool, directory, ramp_step_delay)),
                             handle_signals=False)  # fmt: skip
             rig = Rig(emulator, pool, daemon, asyncio.create_task(daemon.run()))
-            await wait_for("first shares", lambda: rig.check() and len(pool.accepted) >= 3)
+            await mine_on(rig, SHARES_PER_CYCLE)
             results = []
             for cycle in range(cycles):
                 noticed = await unplug(rig)
                 result = {"cycle": cycle + 1, "noticed_s": noticed, **await replug(rig)}
                 results.append(result)
                 print_row(result)
+                await mine_on(rig, SHARES_PER_CYCLE)
             await wait_for("submits answered", lambda: daemon.snapshot().dispatch.in_flight == 0)
             daemon.request_stop()
             status = await asyncio.wait_for(rig.task, DEADLINE_S)
