@@ -148,8 +148,9 @@ def power_up_seen(traffic: list[TrafficEntry]) -> tuple[bool, list[str]]:
     return not missing and firsts == sorted(firsts), missing
 
 
-async def unplug(rig: Rig) -> float:
-    """Pull both ports; seconds until the daemon had stopped the chain and the board."""
+async def unplug(rig: Rig) -> dict[str, Any]:
+    """Pull both ports; seconds until the daemon had stopped the chain and the board, and
+    which watch saw it first (the data port's, or the safety poll's failed readings)."""
     rig.emulator.vanish_control()
     rig.emulator.chain_server.unplug()
     pulled = time.monotonic()
@@ -159,9 +160,12 @@ async def unplug(rig: Rig) -> float:
         return rig.chain_state() is not ChainState.RUNNING and rig.board_state() != "mining"
 
     noticed_at = await wait_for("the daemon noticed the unplug", noticed)
+    status = rig.daemon.boards[NAME].status
+    reason = "" if status is None else status.safety.reason
     dispatch = rig.daemon.snapshot
     await wait_for("submits answered", lambda: dispatch().dispatch.in_flight == 0)
-    return noticed_at - pulled
+    by = "data port" if "data port" in reason else "safety poll"
+    return {"noticed_s": noticed_at - pulled, "noticed_by": by}
 
 
 async def replug(rig: Rig) -> dict[str, Any]:
@@ -217,7 +221,7 @@ async def run(
             results = []
             for cycle in range(cycles):
                 noticed = await unplug(rig)
-                result = {"cycle": cycle + 1, "noticed_s": noticed, **await replug(rig)}
+                result = {"cycle": cycle + 1, **noticed, **await replug(rig)}
                 results.append(result)
                 print_row(result)
                 await mine_on(rig, SHARES_PER_CYCLE)
@@ -251,14 +255,14 @@ def ledger_of(rig: Rig, exit_status: int) -> dict[str, Any]:
     }
 
 
-HEADER = "cycle  noticed  released   mining  first job  first share  power-up"
+HEADER = "cycle  noticed  released   mining  first job  first share  power-up  seen by"
 COLUMNS = ("noticed_s", "reset_released_s", *MEASURES)
 
 
 def print_row(r: dict[str, Any]) -> None:
     times = "".join(f"{r[c]:9.3f}" if r[c] is not None else "        -" for c in COLUMNS)
     seen = "in order" if r["power_up_seen"] else f"NOT SEEN {r['missing']}"
-    print(f"{r['cycle']:5d}{times}    {seen}", flush=True)
+    print(f"{r['cycle']:5d}{times}    {seen:9s} {r['noticed_by']}", flush=True)
 
 
 def summary(
@@ -279,6 +283,7 @@ def summary(
         "figures": figures,
         "power_up_seen": sum(1 for r in results if r["power_up_seen"]),
         "within_5s": within,
+        "noticed_by_data_port": sum(1 for r in results if r["noticed_by"] == "data port"),
         "shares_lost": ledger["lost"],
         "invalid": ledger["pool_rejected"] + ledger["hw_errors"],
         "ledger": ledger,

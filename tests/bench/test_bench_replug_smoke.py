@@ -33,6 +33,7 @@ def test_quick_replug_bench_sees_the_power_up_every_cycle_and_loses_nothing() ->
     for cycle in cycles:
         assert cycle["power_up_seen"] is True, cycle["missing"]
         assert cycle["missing"] == []
+        assert cycle["noticed_by"] in ("data port", "safety poll")
         for key in ("noticed_s", "reset_released_s", *MEASURES):
             assert math.isfinite(cycle[key]), key
             assert cycle[key] > 0, key
