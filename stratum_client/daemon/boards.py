@@ -15,7 +15,12 @@ the safe state. Either way VOUT is off and reset asserted.
 A data port (the ASIC UART, on a board with a separate control port) that vanishes on
 its own while the board mines ends the session the same way (safe state): the chips'
 state is unknown once their UART went away, so when the port returns the board comes
-back through the full power-up sequence before the chip driver enumerates again.
+back through the full power-up sequence before the chip driver enumerates again. When the
+control port went with it (the whole USB device was pulled), the safe state cannot reach
+the board: the board is reported off with ``safe_state_ok`` false, and the next session,
+once every port is back, switches it off first (``open``) and powers it up from scratch,
+with no failure counted and no retry pause. A session that ends for any reason publishes
+the board as ``safe``, so the last poll's ``mining`` never outlives it.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ import structlog
 
 from stratum_client.api.model import BoardReadout, DeviceState
 from stratum_client.boards.base import Board, BoardLimits, Range, Reading
-from stratum_client.boards.errors import BoardError
+from stratum_client.boards.errors import BoardError, SafeStateError
 from stratum_client.boards.registry import load_board
 from stratum_client.boards.runner import BoardRunner
+from stratum_client.boards.safety import BoardState
 from stratum_client.boards.safety_task import BoardStatus, SafetyHooks, SafetyTask
 from stratum_client.config import DeviceConfig
 from stratum_client.daemon.chain import ChainRunner
@@ -102,7 +108,7 @@ class BoardChain:
             except DataPortLostError as exc:
                 _log.warning("board data port gone: switched off; full power-up when it is back",
                              board=self.name, error=str(exc))  # fmt: skip
-                await self._data_port_back()
+                await self._ports_back()
                 pause = RETRY_INITIAL
             except Exception as exc:
                 self.failures += 1
@@ -123,7 +129,31 @@ class BoardChain:
         spec = replace(spec, **self._settings)  # type: ignore[arg-type]
         board = self.board = load_board(spec.board)(spec)
         hooks = SafetyHooks(self._stop_dispatch, self._resume, self._set_frequency, self._on_status)
-        cancelled = False
+        try:
+            cancelled = await self._powered(board, hooks)
+        except SafeStateError as exc:
+            lost = exc.__context__  # what ended the session before the safe state failed
+            unplugged = isinstance(lost, DataPortLostError) and not self._all_ports_present()
+            self._switched_off(str(lost) if unplugged else str(exc), safe_state_ok=False)
+            if not unplugged or lost is None:
+                raise
+            # The whole device went (control port too): nothing could reach the board. Its
+            # next session switches it off first (open) before the full power-up.
+            _log.error("board unplugged: safe state could not reach it", board=self.name,
+                       error=str(exc))  # fmt: skip
+            raise lost from exc
+        except BaseException as exc:
+            self._switched_off(str(exc) if isinstance(exc, DataPortLostError) else
+                               f"session ended: {type(exc).__name__}")  # fmt: skip
+            raise
+        self._switched_off("stopped")
+        _log.info("board off", board=board.label)
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _powered(self, board: Board, hooks: SafetyHooks) -> bool:
+        """The board up, its chain mining, until the data port goes (raised) or the task is
+        cancelled (True when the daemon is stopping, else raised); then the board off."""
         async with BoardRunner(board, self.entry.safety, hooks) as runner:
             _log.info("board up; starting its chain", board=board.label)
             self.runner.release(SAFETY_HOLD)  # a fresh power-up: the last session's hold ends
@@ -132,15 +162,20 @@ class BoardChain:
             try:
                 await self._data_port_lost(board, runner.safety)
             except asyncio.CancelledError:
-                cancelled = True
                 if not self._stopping():
                     raise  # a failure elsewhere: the runner puts the board in the safe state
+                return True
             finally:
                 self._safety = None
                 await self._stop_chain()
-        _log.info("board off", board=board.label)
-        if cancelled:
-            raise asyncio.CancelledError
+        return False
+
+    def _switched_off(self, reason: str, *, safe_state_ok: bool = True) -> None:
+        """Publish that the session ended with the board off (the last poll said more)."""
+        if self.status is not None:
+            safety = replace(self.status.safety, state=BoardState.SAFE, reason=reason)
+            self.status = replace(self.status, safety=safety, readings=None,
+                                  safe_state_ok=safe_state_ok)  # fmt: skip
 
     # -- the data port ------------------------------------------------------------------
 
@@ -159,11 +194,20 @@ class BoardChain:
             await asyncio.sleep(DATA_PORT_POLL)
         raise DataPortLostError(f"board {self.name!r}: data port {port} vanished")
 
-    async def _data_port_back(self) -> None:
-        port = self.entry.spec.port(load_board(self.entry.spec.board).port_roles[-1])
-        while not _present(port):  # noqa: ASYNC110 - see _present
+    def _ports(self) -> list[str]:
+        """Every port of the board (control and data)."""
+        spec = self.entry.spec
+        return [spec.port(role) for role in load_board(spec.board).port_roles]
+
+    def _all_ports_present(self) -> bool:
+        return all(_present(p) for p in self._ports())
+
+    async def _ports_back(self) -> None:
+        """Wait until every port of the board is there again (a pulled USB cable takes
+        the control port with the data port)."""
+        while not self._all_ports_present():  # noqa: ASYNC110 - see _present
             await asyncio.sleep(DATA_PORT_POLL)
-        _log.info("board data port back: powering up", board=self.name, port=port)
+        _log.info("board ports back: powering up", board=self.name)
 
     # -- the APIs' writes ---------------------------------------------------------------
 

@@ -61,3 +61,55 @@ async def test_a_data_port_that_vanishes_alone_brings_the_board_back_through_a_f
         assert daemon.boards["gamma"].failures == 0  # an unplug is not a board failure
         assert daemon.snapshot().dispatch.lost == 0
     assert pool.rejected == []
+
+
+async def test_both_ports_pulled_at_once_come_back_through_a_full_power_up_and_no_failure(
+    tmp_path: Path, pool_factory: PoolFactory
+) -> None:
+    """A pulled USB cable takes the control port with the data port: the safe state cannot
+    reach the board, which is said so, not counted as a failure, and not retried on a
+    doubling pause; once both ports are back the board powers up from scratch."""
+    pool = await pool_factory()
+    async with emulated_gamma(tmp_path) as emulator:
+        # A slow safety poll: the data port's own watch (every 0.1 s) sees the unplug first,
+        # so the session ends while the control port is already gone.
+        text = board_config(emulator, pool, tmp_path).replace(
+            "poll_interval_s = 0.2", "poll_interval_s = 30.0"
+        )
+        daemon = Daemon(parse_config(text), handle_signals=False)
+        task = asyncio.create_task(daemon.run())
+        board = daemon.boards["gamma"]
+
+        def state() -> str | None:
+            return None if board.status is None else str(board.status.safety.state)
+
+        await wait_until("shares accepted", lambda: len(pool.accepted) >= 2, WAIT)
+        for cycle in range(CYCLES):
+            emulator.vanish_control()
+            emulator.chain_server.unplug()
+            await wait_until("board reported off", lambda: state() == "safe", WAIT)
+            assert board.status is not None
+            assert not board.status.safe_state_ok, "nothing could reach the board"
+            assert "data port" in board.status.safety.reason
+            seen = emulator.board.traffic[-1].seq
+            accepted = len(pool.accepted)
+            await emulator.chain_server.plug()
+            emulator.restore_control()
+            await wait_until("mining again", lambda n=accepted: len(pool.accepted) > n, WAIT)
+            assert state() == "mining", cycle
+            traffic = [e for e in emulator.board.traffic if e.seq > seen]
+            order = [
+                first(traffic, "I2C WRITE 24 01 00"),  # open: output off first
+                first(traffic, "I2C WRITE 24 02 1F"),  # regulator configured
+                first(traffic, "I2C WRITE 24 21"),  # VOUT_COMMAND
+                first(traffic, "I2C WRITE 24 01 80"),  # output on
+                first(traffic, "GPIO PIN0 01"),  # reset released
+                first(traffic, "chip bytes", port="data"),  # only then chip init
+            ]
+            assert order == sorted(order), cycle
+        assert board.failures == 0, board.last_error  # an unplug is not a board failure
+        daemon.request_stop()
+        assert await asyncio.wait_for(task, WAIT) == 0
+        assert_off(emulator)
+        assert daemon.snapshot().dispatch.lost == 0
+    assert pool.rejected == []
