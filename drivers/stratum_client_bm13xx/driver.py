@@ -71,15 +71,6 @@ _FLUSH_GAP: Final = 0.02
 """Idle time after which frames held back by the parser's overlap rule are decided."""
 
 
-async def _pause(seconds: float) -> None:
-    await asyncio.sleep(max(seconds, 0.0))
-
-
-# --------------------------------------------------------------------------------------
-# the driver
-# --------------------------------------------------------------------------------------
-
-
 class Bm13xxDriver(AsicDriver):
     """One chain of BM13xx chips of a single model behind one serial link.
 
@@ -111,6 +102,7 @@ class Bm13xxDriver(AsicDriver):
         target = ticket_target(self.ticket_difficulty, spec.difficulty_scale)
         self._checker = NonceChecker(self.chip_model, target)
         self._freq_lock = asyncio.Lock()
+        self._ramp_task: asyncio.Task[None] | None = None
         self._version_mask = 0
         self._reset()
 
@@ -210,7 +202,8 @@ class Bm13xxDriver(AsicDriver):
         )
         self._mhz = self.options.initial_mhz
         await self._run_steps(body)
-        await self._ramp(self.options.initial_mhz, self._target_mhz)
+        if self.options.ramp_step_delay == 0:  # else it runs while mining (_on_running)
+            await self._ramp(self.options.initial_mhz, self._target_mhz)
         await self._run_steps(tail)
         if self._baud_frame is not None:
             await self.link.write(self._baud_frame)
@@ -221,6 +214,30 @@ class Bm13xxDriver(AsicDriver):
         if self._chain is None:
             raise DriverError(f"{self.chip_model.name}: the codec's init never enumerates")
         return self._chain
+
+    def _on_running(self) -> None:
+        """A ramp that takes time (76 pauses of 0.1 s from 50 to 525 MHz) runs once the
+        chain mines, so work flows from its first step instead of after its last."""
+        if self.options.ramp_step_delay > 0:
+            self._ramp_task = asyncio.create_task(
+                self._ramp_up(self.link.generation), name=f"ramp {self.spec.port}"
+            )
+
+    async def _ramp_up(self, generation: int) -> None:
+        """Walk to the target (and on to a newer one asked for meanwhile), then set HCN."""
+        try:
+            async with self._freq_lock:
+                target = None
+                while target != self._target_mhz:
+                    target = self._target_mhz
+                    await self._ramp(self._mhz, target, guard=generation)
+                steps = hcn_steps(self.chip_model, self.spec.chips, target)
+                await self._run_steps(steps, guard=generation)
+            self._log.info("frequency ramp done", mhz=self._mhz)
+        except SerialLinkLostError:
+            self._note_lost(generation)
+        except DriverError as exc:
+            self._log.error("frequency ramp failed", error=str(exc), mhz=self._mhz)
 
     async def _run_steps(
         self, steps: list[Step], delay_scale: float = 1.0, guard: int | None = None
@@ -236,7 +253,7 @@ class Bm13xxDriver(AsicDriver):
                         raise SerialLinkLostError(f"{self.spec.port}: chain restarted")
                     await link.write(frame)
                 case Delay(ms=ms):
-                    await _pause(ms / 1000.0 * delay_scale)
+                    await asyncio.sleep(ms / 1000.0 * delay_scale)
                 case CountChips():
                     await self._enumerate(step)
                 case SetHostBaud(baud=baud):
@@ -258,7 +275,7 @@ class Bm13xxDriver(AsicDriver):
             steps = registers.frequency_steps(self.chip_model, mhz)
             await self._run_steps(steps, delay_scale=scale, guard=guard)
             self._mhz = pll_for_frequency(self.chip_model, mhz).actual_mhz
-            await _pause(self.options.ramp_step_delay)
+            await asyncio.sleep(self.options.ramp_step_delay)
 
     def _plan_baud(self, bridge: Bridge | None) -> None:
         """Choose the fast rate for the chips and the host from the bridge in front."""
@@ -334,6 +351,8 @@ class Bm13xxDriver(AsicDriver):
 
     def _on_link_down(self, error: DriverError) -> None:
         """Fail register reads in flight; nonces for work sent so far can no longer come."""
+        if self._ramp_task is not None:
+            self._ramp_task.cancel()
         self._checker.clear()
         waiters, self._waiters = self._waiters, {}
         for waiter in waiters.values():
@@ -362,6 +381,9 @@ class Bm13xxDriver(AsicDriver):
         except DriverError as exc:
             raise DriverError(f"{self.spec.port}: {exc}") from exc
         self._target_mhz = float(mhz)
+        ramping = self._ramp_task is not None and not self._ramp_task.done()
+        if self._state is not DriverState.RUNNING or ramping:
+            return actual  # the next bring-up, or the ramp under way, walks to it
         async with self._freq_lock:
             if self._state is not DriverState.RUNNING:
                 return actual

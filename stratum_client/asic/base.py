@@ -156,6 +156,9 @@ class AsicDriver(abc.ABC):
     def _reset(self) -> None:  # noqa: B027 - an optional hook
         """Clear per-run state at :meth:`start` (counters and queue are reset by the base)."""
 
+    def _on_running(self) -> None:  # noqa: B027 - an optional hook
+        """The chain is up (first start or after a reconnect) and work can flow now."""
+
     def _new_link(self) -> SerialLink:
         """The link to :attr:`spec`'s port, opened by :meth:`start`."""
         first, longest = self.link_backoff
@@ -269,6 +272,7 @@ class AsicDriver(abc.ABC):
         self._task = asyncio.create_task(self._run(), name=f"driver-rx {self.spec.port}")
         self._task.add_done_callback(self._delivery.wake)
         self._log.info("chain running", chips=chain.chip_count, mhz=self.frequency_mhz)
+        self._on_running()
         await self._send_pending()
         return chain
 
@@ -348,6 +352,7 @@ class AsicDriver(abc.ABC):
         self._reconnects += 1
         self._state = DriverState.RUNNING
         self._log.info("chain resumed", reconnects=self._reconnects)
+        self._on_running()
         await self._send_pending()
 
     # -- work and nonces ------------------------------------------------------------------

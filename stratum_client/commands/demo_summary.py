@@ -92,7 +92,7 @@ def board_summary(
     name: str, chain: BoardChain, emulator: BoardEmulator, snap: DaemonSnapshot
 ) -> BoardSummary:
     """The board after the daemon stopped: its last poll and the emulator's power state."""
-    status = chain.status
+    status = chain.last_poll or chain.status
     shares = [d.total.shares.accepted for d in snap.dispatch.devices if d.name == chain.name]
     readings = status.readings if status is not None else None
     return BoardSummary(

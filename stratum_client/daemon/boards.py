@@ -81,6 +81,8 @@ class BoardChain:
         self._chain: asyncio.Task[None] | None = None
         self.status: BoardStatus | None = None
         """The last poll's status (None before the first poll)."""
+        self.last_poll: BoardStatus | None = None
+        """The safety task's last status while the board was up (kept after it is off)."""
         self.board: Board | None = None
         self.failures = 0
         """Times the board failed to come up (or to switch off) since the daemon started."""
@@ -173,6 +175,8 @@ class BoardChain:
     def _switched_off(self, reason: str, *, safe_state_ok: bool = True) -> None:
         """Publish that the session ended with the board off (the last poll said more)."""
         if self.status is not None:
+            if self.status.readings is not None:
+                self.last_poll = self.status
             safety = replace(self.status.safety, state=BoardState.SAFE, reason=reason)
             self.status = replace(self.status, safety=safety, readings=None,
                                   safe_state_ok=safe_state_ok)  # fmt: skip

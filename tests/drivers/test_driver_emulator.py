@@ -188,7 +188,11 @@ class Rig:
 
 @asynccontextmanager
 async def rig(
-    tmp_path: Path, model: str, chips: int, faults: Faults | None = None
+    tmp_path: Path,
+    model: str,
+    chips: int,
+    faults: Faults | None = None,
+    options: dict[str, object] | None = None,
 ) -> AsyncIterator[Rig]:
     link = tmp_path / "asic0"
     chain = EmulatedChain(
@@ -199,7 +203,7 @@ async def rig(
         chips=chips,
         ticket_difficulty=TICKET,
         difficulty_scale=SCALE,
-        options=OPTIONS,
+        options=OPTIONS if options is None else options,
     )
     async with EmulatorServer(chain, link=str(link)) as server:
         driver = DRIVERS[model](spec)
@@ -301,3 +305,22 @@ async def test_probe_identifies_the_emulated_chain(tmp_path: Path, model: str, c
         async with asyncio.timeout(PATIENCE):
             result = await detect_chain(str(link))
     assert result.models == {model: chips}
+
+
+async def test_a_ramp_that_takes_time_runs_while_the_chain_mines(tmp_path: Path) -> None:
+    """50 → 525 MHz is 76 steps; at 0.05 s a step the chain mines from the first one."""
+    async with rig(tmp_path, "BM1366", 1, options={"ramp_step_delay": 0.05}) as r:
+        driver, chip = r.driver, r.chain.chips[0]
+        assert driver.state is DriverState.RUNNING
+        assert driver.frequency_mhz < 100  # started near initial_mhz (50), not at 525
+        (found,) = await r.nonces(1)
+        verify(found, 1)
+        assert driver.frequency_mhz < 525  # a verified nonce before the ramp's end
+        reached = await driver.set_frequency(400)  # a new target, taken by the ramp
+        assert driver.frequency_mhz < reached
+        async with asyncio.timeout(PATIENCE):
+            while driver.frequency_mhz != reached:  # noqa: ASYNC110 - the ramp's own pace
+                await asyncio.sleep(0.05)
+        assert chip.mhz == pytest.approx(reached)  # the chip's PLL says so too
+        (found,) = await r.nonces(1)
+        verify(found, 1)
