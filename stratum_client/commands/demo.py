@@ -214,6 +214,8 @@ async def _demo(args: argparse.Namespace, chips: dict[str, int]) -> DemoSummary:
             )
             if emulator is not None:
                 config = _with_board(config, pool.url, args.board, emulator)
+            # settings made through the APIs during a demo end with it
+            config = replace(config, daemon=replace(config.daemon, state_dir=Path(workdir)))
             return await _mine(config, pool, args.duration, emulator)
 
 

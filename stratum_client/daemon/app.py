@@ -130,7 +130,7 @@ class Daemon:
             pending_limit=config.pool_policy.pending_share_limit,
         )
         self._runners = [ChainRunner(device, self, clock=clock) for device, _ in drivers]
-        self._boards = board_chains(self._runners, lambda: self._stopping)
+        self._boards = board_chains(self._runners, lambda: self._stopping, config.daemon.state_dir)
 
     # -- public control -------------------------------------------------------------------
 

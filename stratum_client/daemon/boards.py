@@ -30,6 +30,7 @@ import contextlib
 import os
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Final
 
 import structlog
@@ -42,6 +43,7 @@ from stratum_client.boards.runner import BoardRunner
 from stratum_client.boards.safety import BoardState
 from stratum_client.boards.safety_task import BoardStatus, SafetyHooks, SafetyTask
 from stratum_client.config import DeviceConfig
+from stratum_client.daemon.board_settings import BoardSettingsStore
 from stratum_client.daemon.chain import ChainRunner
 
 __all__ = ["SAFETY_HOLD", "BoardChain", "board_chains", "chain_task", "with_board"]
@@ -72,12 +74,19 @@ def _present(port: str) -> bool:
 class BoardChain:
     """One board and the chain on it, for the daemon's task group (:meth:`run`)."""
 
-    def __init__(self, device: DeviceConfig, runner: ChainRunner, stopping: Callable[[], bool]):
+    def __init__(
+        self,
+        device: DeviceConfig,
+        runner: ChainRunner,
+        stopping: Callable[[], bool],
+        store: BoardSettingsStore,
+    ) -> None:
         assert device.board is not None, "only [[devices]] tables with a board"
         self.device = device
         self.entry = device.board
         self.runner = runner
         self._stopping = stopping
+        self._store = store
         self._chain: asyncio.Task[None] | None = None
         self.status: BoardStatus | None = None
         """The last poll's status (None before the first poll)."""
@@ -88,8 +97,9 @@ class BoardChain:
         """Times the board failed to come up (or to switch off) since the daemon started."""
         self.last_error = ""
         self._safety: SafetyTask | None = None
-        self._settings: dict[str, float | None] = {}
-        """The APIs' fan/core-voltage settings, as ``BoardSpec`` fields for later sessions."""
+        self._settings = store.settings(device.name, self.limits)
+        """The APIs' fan/core-voltage settings, as ``BoardSpec`` fields for later sessions
+        (and, through the store, later runs)."""
 
     @property
     def name(self) -> str:
@@ -219,12 +229,14 @@ class BoardChain:
         """Hold the fan at ``percent`` within the board's limits (None: the PID drives it)."""
         held = await self._up().set_fan(percent)
         self._settings["fan_percent"] = held
+        self._store.save(self.name, self._settings)
         return held
 
     async def set_core_voltage(self, volts: float) -> float:
         """Set the core voltage within the board's limits (kept for later power-ups)."""
         volts = await self._up().set_core_voltage(volts)
         self._settings["core_voltage_v"] = volts
+        self._store.save(self.name, self._settings)
         return volts
 
     def _up(self) -> SafetyTask:
@@ -276,10 +288,15 @@ class BoardChain:
 
 
 def board_chains(
-    runners: Sequence[ChainRunner], stopping: Callable[[], bool]
+    runners: Sequence[ChainRunner], stopping: Callable[[], bool], state_dir: Path
 ) -> dict[str, BoardChain]:
-    """A :class:`BoardChain` for each runner whose table names a board."""
-    return {r.name: BoardChain(r.device, r, stopping) for r in runners if r.device.board}
+    """A :class:`BoardChain` for each runner whose table names a board; their API settings
+    are kept in ``state_dir`` (read only when some table names a board)."""
+    on_boards = [r for r in runners if r.device.board]
+    if not on_boards:
+        return {}
+    store = BoardSettingsStore(state_dir)
+    return {r.name: BoardChain(r.device, r, stopping, store) for r in on_boards}
 
 
 def chain_task(runner: ChainRunner, boards: dict[str, BoardChain]) -> Coroutine[Any, Any, None]:

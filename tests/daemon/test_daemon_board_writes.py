@@ -186,3 +186,24 @@ async def test_home_assistant_numbers_and_button_drive_the_board(
 def _rendered(config: dict[str, Any], value: str) -> bytes:
     """What HA publishes for a number set to ``value``: its command template, rendered."""
     return str(config["command_template"]).replace("{{ value }}", value).encode()
+
+
+async def test_settings_made_through_rest_hold_after_a_restart(
+    tmp_path: Path, pool_factory: PoolFactory
+) -> None:
+    """AxeOS tools expect a setting to survive a restart: the next daemon powers the
+    board up at the stored voltage and holds the stored fan duty (the PID stays off)."""
+    async with live_board(tmp_path, pool_factory, rest_token=TOKEN) as live:
+        status, _ = await patch(live, {"coreVoltage": 1250, "fanspeed": 30, "autofanspeed": 0})
+        assert status == 200
+    stored = json.loads((tmp_path / "board-settings.json").read_text())
+    assert stored["devices"]["gamma"] == {"core_voltage_v": 1.25, "fan_percent": 30.0}
+
+    async with live_board(tmp_path, pool_factory, rest_token=TOKEN) as live:
+        emc, tps = live.emulator.board.emc, live.emulator.board.tps
+        assert tps.vout_command == pytest.approx(1.25, abs=VOLT_SLACK)  # not the 1.15 default
+        await asyncio.sleep(1.0)  # five polls: a PID would have moved the duty
+        assert emc.duty_pct == pytest.approx(30, abs=DUTY_SLACK)
+        assert (await patch(live, {"autofanspeed": 1}))[0] == 200
+    stored = json.loads((tmp_path / "board-settings.json").read_text())
+    assert stored["devices"]["gamma"] == {"core_voltage_v": 1.25, "fan_percent": None}
