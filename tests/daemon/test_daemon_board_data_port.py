@@ -26,6 +26,15 @@ def first(traffic: list[TrafficEntry], prefix: str, *, port: str = "control") ->
     return next(e.seq for e in traffic if e.port == port and e.what.startswith(prefix) and e.ok)
 
 
+def power_up_order(traffic: list[TrafficEntry], opening: str) -> list[int]:
+    """Where each step of the power-up stands in ``traffic``, ``opening`` first."""
+    steps = ["I2C WRITE 24 02 1F", "I2C WRITE 24 21", "I2C WRITE 24 01 80", "GPIO PIN0 01"]
+    # regulator configured, VOUT_COMMAND, output on, reset released; only then chip init
+    return [first(traffic, step) for step in (opening, *steps)] + [
+        first(traffic, "chip bytes", port="data")
+    ]
+
+
 async def test_a_data_port_that_vanishes_alone_brings_the_board_back_through_a_full_power_up(
     tmp_path: Path, pool_factory: PoolFactory
 ) -> None:
@@ -46,14 +55,7 @@ async def test_a_data_port_that_vanishes_alone_brings_the_board_back_through_a_f
             await wait_until("mining again", lambda n=accepted: len(pool.accepted) > n, WAIT)
             assert powered(emulator), cycle
             traffic = list(emulator.board.traffic)[seen:]
-            order = [
-                first(traffic, "GPIO PIN0 00"),  # reset held
-                first(traffic, "I2C WRITE 24 02 1F"),  # regulator configured
-                first(traffic, "I2C WRITE 24 21"),  # VOUT_COMMAND
-                first(traffic, "I2C WRITE 24 01 80"),  # output on
-                first(traffic, "GPIO PIN0 01"),  # reset released
-                first(traffic, "chip bytes", port="data"),  # only then chip init
-            ]
+            order = power_up_order(traffic, "GPIO PIN0 00")  # reset held first
             assert order == sorted(order), cycle
         daemon.request_stop()
         assert await asyncio.wait_for(task, WAIT) == 0
@@ -98,14 +100,7 @@ async def test_both_ports_pulled_at_once_come_back_through_a_full_power_up_and_n
             await wait_until("mining again", lambda n=accepted: len(pool.accepted) > n, WAIT)
             assert state() == "mining", cycle
             traffic = [e for e in emulator.board.traffic if e.seq > seen]
-            order = [
-                first(traffic, "I2C WRITE 24 01 00"),  # open: output off first
-                first(traffic, "I2C WRITE 24 02 1F"),  # regulator configured
-                first(traffic, "I2C WRITE 24 21"),  # VOUT_COMMAND
-                first(traffic, "I2C WRITE 24 01 80"),  # output on
-                first(traffic, "GPIO PIN0 01"),  # reset released
-                first(traffic, "chip bytes", port="data"),  # only then chip init
-            ]
+            order = power_up_order(traffic, "I2C WRITE 24 01 00")  # open: output off first
             assert order == sorted(order), cycle
         assert board.failures == 0, board.last_error  # an unplug is not a board failure
         daemon.request_stop()
