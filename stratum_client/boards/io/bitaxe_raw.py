@@ -7,6 +7,12 @@ bridge. Each frame goes out in one write (the firmware drops a frame whose USB p
 arrive more than 4 ms apart); each reply must carry the request's ID within ``timeout``.
 A late reply to an earlier request is skipped, what arrived between requests is dropped,
 and a lost port becomes :class:`~stratum_client.boards.errors.ControlLinkError`.
+
+A V0 reply does not say where it ends: its length is read as the data size its own
+request expects. So the client remembers what each request that was cancelled or timed
+out still expects, and a late reply to it (in flight when the next request went out: a
+safety poll cut short by a shutdown) is read with that size and skipped, not taken for
+garbage in the reply that follows it.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ class BitaxeRawClient:
         self._next_id = 0
         self._lock = asyncio.Lock()
         self._buffer = bytearray()
+        self._late: dict[int, int] = {}
+        """Data size still expected by each request id whose reply never came in time."""
         self.round_trips: deque[float] = deque(maxlen=_ROUND_TRIPS_KEPT)
         """Seconds per successful request, newest last (for benchmarks and health)."""
         self._log = _log.bind(port=link.port)
@@ -59,6 +67,7 @@ class BitaxeRawClient:
     def _take_id(self) -> int:
         request_id = self._next_id
         self._next_id = (self._next_id + 1) % (raw.MAX_REQUEST_ID + 1)
+        self._late.pop(request_id, None)  # that id's old request is long gone
         return request_id
 
     async def request(self, build: tuple[raw.Request, int]) -> bytes:
@@ -85,7 +94,7 @@ class BitaxeRawClient:
             await self._drain()
             await self.link.write(raw.encode_request(request))
             async with asyncio.timeout(self.timeout):
-                return await self._reply_for(request, expected)
+                return await self._awaited(request, expected)
         except TimeoutError:
             late = raw.pending_error(bytes(self._buffer), self.framing)
             if late is not None and late.id == request.id:
@@ -98,9 +107,16 @@ class BitaxeRawClient:
         except StratumClientError as exc:  # the serial link is lost or cannot open
             raise ControlLinkError(f"{self.link.port}: control port lost: {exc}") from exc
 
+    async def _awaited(self, request: raw.Request, expected: int) -> raw.Reply | raw.ErrorReply:
+        try:
+            return await self._reply_for(request, expected)
+        except BaseException:  # cancelled or timed out: its reply may still arrive
+            self._late[request.id] = expected
+            raise
+
     async def _reply_for(self, request: raw.Request, expected: int) -> raw.Reply | raw.ErrorReply:
         while True:
-            split = self._split(expected)
+            split = self._split(self._size_of_first(request, expected))
             if split is None:
                 self._buffer += await self.link.read(4096, timeout=None)
                 continue
@@ -108,7 +124,16 @@ class BitaxeRawClient:
             del self._buffer[:used]
             if reply.id == request.id:
                 return reply
+            self._late.pop(reply.id, None)
             self._log.debug("skipped reply", id=reply.id, wanted=request.id)
+
+    def _size_of_first(self, request: raw.Request, expected: int) -> int:
+        """The data size to read the first buffered reply with: a late reply's own."""
+        if self.framing is raw.Framing.V0 and len(self._buffer) >= 3:
+            first = self._buffer[2]
+            if first != request.id and first in self._late:
+                return self._late[first]
+        return expected
 
     def _split(self, expected: int) -> tuple[raw.Reply | raw.ErrorReply, int] | None:
         try:
