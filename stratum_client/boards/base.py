@@ -238,6 +238,9 @@ class Board(abc.ABC):
     default_frequency_mhz: ClassVar[float | None] = None
     default_core_voltage_v: ClassVar[float | None] = None
     usb: ClassVar[tuple[UsbMatch, ...]] = ()
+    core_off: ClassVar[str] = "off"
+    """What :meth:`safe_state` and :meth:`power_down` leave the core rail at, for reports:
+    ``"off"`` where the board switches it, else what it does instead."""
 
     def __init__(self, spec: BoardSpec) -> None:
         self.spec = spec

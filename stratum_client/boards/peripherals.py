@@ -8,12 +8,12 @@ values no working device returns (a wrong ID, a diode fault code).
 from __future__ import annotations
 
 from .bus import I2cBus
-from .codecs import emc2101, ina260, lm75, tps546
+from .codecs import ds4432u, emc2101, ina260, lm75, tps546
 from .codecs.pmbus import decode_linear11, decode_ulinear16, encode_ulinear16
 from .codecs.tps546 import Command
 from .errors import PeripheralError
 
-__all__ = ["Emc2101", "Ina260", "Lm75", "Tps546"]
+__all__ = ["Ds4432u", "Emc2101", "Ina260", "Lm75", "Tps546"]
 
 
 class Tps546:
@@ -179,6 +179,36 @@ class Ina260:
 
     async def power(self) -> float:
         return ina260.decode_power(await self._get(ina260.Register.POWER))
+
+
+class Ds4432u:
+    """The DS4432U current DAC trimming the core buck's feedback (OUT0)."""
+
+    def __init__(self, bus: I2cBus, address: int = ds4432u.ADDRESS) -> None:
+        self.bus = bus
+        self.address = address
+
+    async def code(self) -> int:
+        """OUT0 as the DAC holds it (the part has no ID register: this is its probe)."""
+        return (await self.bus.write_read(self.address, bytes([ds4432u.OUT0_REGISTER]), 1))[0]
+
+    async def write_code(self, code: int) -> None:
+        """Write OUT0 and read it back: a trim that did not take is an error."""
+        await self.bus.write(self.address, bytes([ds4432u.OUT0_REGISTER, code & 0xFF]))
+        held = await self.code()
+        if held != code & 0xFF:
+            raise PeripheralError(
+                f"DS4432U OUT0 reads 0x{held:02X} after writing 0x{code & 0xFF:02X}"
+            )
+
+    async def trim(self, volts: float) -> int:
+        """Trim the output to ``volts``; the code written."""
+        try:
+            code = ds4432u.trim_code(volts)
+        except ValueError as exc:
+            raise PeripheralError(f"DS4432U: {exc}") from exc
+        await self.write_code(code)
+        return code
 
 
 class Lm75:

@@ -294,4 +294,4 @@ class SafetyTask:
             await self._enter_safe("shutdown after a failure")
         else:
             await self.board.power_down()
-        self._log.info("board off", vout="off", reset="asserted")
+        self._log.info("board off", vout=self.board.core_off, reset="asserted")

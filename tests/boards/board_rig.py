@@ -8,7 +8,7 @@ from pathlib import Path
 from stratum_client.asic.base import AsicDriver
 from stratum_client.asic.registry import load_driver
 from stratum_client.boards.base import BoardSpec
-from stratum_client.boards.builtin.bitaxe import BitaxeBoard
+from stratum_client.boards.builtin.bitaxe_bridge import BitaxeRawBoard
 from stratum_client.boards.clock import Clock, MonotonicClock
 from stratum_client.boards.emulator.server import BoardEmulator
 from stratum_client.boards.emulator.thermal import ThermalParams
@@ -24,15 +24,15 @@ class Rig:
     """An emulated board and the board object driving it, on one clock."""
 
     emulator: BoardEmulator
-    board: BitaxeBoard
+    board: BitaxeRawBoard
     clock: Clock
 
 
-def make_board(name: str, control: str, data: str, **options: object) -> BitaxeBoard:
+def make_board(name: str, control: str, data: str, **options: object) -> BitaxeRawBoard:
     spec = BoardSpec(board=name, ports={"control": control, "data": data},
                      board_options={"timing_scale": 0.2, **options})  # fmt: skip
     board = load_board(name)(spec)
-    assert isinstance(board, BitaxeBoard)
+    assert isinstance(board, BitaxeRawBoard)
     return board
 
 
@@ -49,7 +49,7 @@ async def open_rig(
     return Rig(emulator, board, clock)
 
 
-def chain_driver(board: BitaxeBoard, frequency_mhz: float | None = None) -> AsicDriver:
+def chain_driver(board: BitaxeRawBoard, frequency_mhz: float | None = None) -> AsicDriver:
     (chain,) = board.chains
     spec = chain.to_device_spec(difficulty_scale=DIFFICULTY_SCALE, options=FAST_DRIVER)
     if frequency_mhz is not None:
@@ -61,7 +61,7 @@ def chain_driver(board: BitaxeBoard, frequency_mhz: float | None = None) -> Asic
 class ChainRunner:
     """Plays the daemon's part: runs the chip driver and answers the safety hooks."""
 
-    board: BitaxeBoard
+    board: BitaxeRawBoard
     driver: AsicDriver | None = None
     stops: list[str] = field(default_factory=list)
     resumes: list[float | None] = field(default_factory=list)

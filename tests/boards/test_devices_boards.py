@@ -15,7 +15,10 @@ POOL = '[[pools]]\nurl = "stratum+tcp://127.0.0.1:3333"\nuser = "x"\n'
 def test_a_bitaxe_is_listed_with_a_table_that_is_a_valid_config() -> None:
     ttys = [bitaxe_port("/dev/ttyACM1", "02"), FTDI_STICK, bitaxe_port("/dev/ttyACM0", "00")]
     text = boards_text(ttys)
-    assert "bitaxe-gamma or bitaxe-supra or bitaxe-ultra, serial 1A2B3C4D" in text
+    assert (
+        "bitaxe-gamma or bitaxe-supra or bitaxe-supra-400 or bitaxe-ultra or bitaxe-ultra-201"
+        " or bitaxe-ultra-204, serial 1A2B3C4D"
+    ) in text
     assert "control /dev/ttyACM0, data /dev/ttyACM1" in text
     assert "GekkoScience" not in text
     table = text[text.index("[[devices]]") :]

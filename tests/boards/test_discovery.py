@@ -65,7 +65,9 @@ def rules() -> Rules:
 def test_a_bitaxe_raw_bridge_matches_every_bitaxe_board(rules: Rules) -> None:
     match = match_port(bitaxe_port("/dev/ttyACM0", "00"), rules[0])
     assert match is not None
-    assert match.boards == ("bitaxe-gamma", "bitaxe-supra", "bitaxe-ultra")
+    # one bridge firmware on every revision: the USB identity cannot tell them apart
+    assert match.boards == ("bitaxe-gamma", "bitaxe-supra", "bitaxe-supra-400", "bitaxe-ultra",
+                            "bitaxe-ultra-201", "bitaxe-ultra-204")  # fmt: skip
     assert (match.interface, match.serial) == (0, "1A2B3C4D")
 
 
@@ -116,6 +118,7 @@ def test_snippet_names_the_board_and_both_ports(rules: Rules) -> None:
     (found,) = group_ports(matches, rules[1])
     assert devices_snippet(found) == (
         "[[devices]]\n"
-        'board = "bitaxe-gamma"  # or: bitaxe-supra, bitaxe-ultra\n'
+        'board = "bitaxe-gamma"  # or: bitaxe-supra, bitaxe-supra-400, bitaxe-ultra, '
+        "bitaxe-ultra-201, bitaxe-ultra-204\n"
         'ports = { control = "/dev/ttyACM0", data = "/dev/ttyACM1" }\n'
     )

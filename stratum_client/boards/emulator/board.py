@@ -2,12 +2,16 @@
 reply bytes out.
 
 :class:`EmulatedBitaxe` is the USB bridge firmware (V0 or V1 replies, IDs echoed, an
-unparsable frame answered with ID 0xFF), the TPS546 and EMC2101 register models on its
-I2C bus, the RST_N line on GPIO 0 and a :class:`~.thermal.ThermalModel`. The chip chain
-is powered only while the regulator output is on with VOUT in the board's range and
-reset is released; the moment either stops holding, :attr:`on_power_loss` is called so
-the chain forgets everything, as a chip does. Every request, and every data-port write
-the chain refused or took, is kept in :attr:`traffic` in arrival order.
+unparsable frame answered with ID 0xFF), the register models on its I2C bus, the RST_N
+line on GPIO 0 and a :class:`~.thermal.ThermalModel`. The profile picks the regulator:
+the TPS546 at 0x24, or (the older revisions) the DS4432U at 0x48 trimming the core
+voltage, the INA260 at 0x40 on the 5 V input and, where the board has one, POWER_EN
+(active low) on GPIO :attr:`BoardProfile.power_en_line`; both sets of models exist, only
+the profile's answer on the bus. The chip chain is powered only while the rail is on with
+VOUT in the board's range and reset is released; the moment either stops holding,
+:attr:`on_power_loss` is called so the chain forgets everything, as a chip does. Every
+request, and every data-port write the chain refused or took, is kept in :attr:`traffic`
+in arrival order.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stratum_client.boards.codecs import bitaxe_raw as raw
-from stratum_client.boards.codecs import emc2101, tps546
+from stratum_client.boards.codecs import ds4432u, emc2101, ina260, tps546
 
 from .faults import BoardFaults, SensorFault
-from .models import Emc2101Model, Nack, Tps546Model
+from .models import Ds4432uModel, Emc2101Model, Ina260Model, Nack, Tps546Model
 from .thermal import ThermalModel, ThermalParams, chip_power
 
 __all__ = ["BoardProfile", "EmulatedBitaxe", "TrafficEntry"]
@@ -31,6 +35,10 @@ MAX_RPM = 6000.0
 TRAFFIC_KEPT = 20_000
 _NACK_TEXT = "I2C WriteRead Error"
 _IMPLAUSIBLE_C = 127.0
+SUPPLY_V = 5.0
+"""The board's input, what the INA260 measures."""
+DAC_EFFICIENCY = 0.9
+"""The TPS40305 buck's efficiency: input power = core power / this (our number)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +51,26 @@ class BoardProfile:
     nominal_v: float
     nominal_w: float
     vout_range: tuple[float, float] = (1.0, 1.3)
+    dac: bool = False
+    """A DS4432U-trimmed buck and an INA260 instead of the TPS546."""
+    power_en_line: int | None = None
+    """GPIO index of POWER_EN (active low) on a DAC board that has one."""
 
+
+_DAC_RANGE = (0.995, 1.3)
+"""1.0–1.3 V, less one DAC step below: the trim rounds towards the lower output."""
 
 PROFILES = {
     "bitaxe-gamma": BoardProfile("bitaxe-gamma", "BM1370", 525.0, 1.15, 18.0),
     "bitaxe-supra": BoardProfile("bitaxe-supra", "BM1368", 490.0, 1.166, 15.0),
     "bitaxe-ultra": BoardProfile("bitaxe-ultra", "BM1366", 485.0, 1.2, 12.0),
-}
+    "bitaxe-ultra-201": BoardProfile("bitaxe-ultra-201", "BM1366", 485.0, 1.2, 12.0,
+                                     _DAC_RANGE, dac=True, power_en_line=1),
+    "bitaxe-ultra-204": BoardProfile("bitaxe-ultra-204", "BM1366", 485.0, 1.2, 12.0,
+                                     _DAC_RANGE, dac=True),
+    "bitaxe-supra-400": BoardProfile("bitaxe-supra-400", "BM1368", 490.0, 1.166, 15.0,
+                                     _DAC_RANGE, dac=True, power_en_line=1),
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +102,14 @@ class EmulatedBitaxe:
         self.framing = framing
         self.faults = BoardFaults()
         self.tps = Tps546Model()
-        self.emc = Emc2101Model()
+        self.emc = Emc2101Model(diode_open=profile.dac)
+        self.dac = Ds4432uModel()
+        self.ina = Ina260Model()
         self.thermal = ThermalModel(thermal or ThermalParams(), now)
         self.reset_released = False
+        self.power_en_high = False
+        """POWER_EN's level: low (supply on) until the host says otherwise, as a board
+        left running would be."""
         self.traffic: deque[TrafficEntry] = deque(maxlen=TRAFFIC_KEPT)
         self.on_power_loss: Callable[[], None] = lambda: None
         self.chip_state: Callable[[], tuple[float, bool]] = lambda: (profile.nominal_mhz, True)
@@ -98,14 +124,30 @@ class EmulatedBitaxe:
     # -- state -----------------------------------------------------------------------------
 
     @property
+    def supply_enabled(self) -> bool:
+        """A DAC board's supply: on unless POWER_EN is high (always on without one)."""
+        return self.profile.power_en_line is None or not self.power_en_high
+
+    @property
+    def rail_on(self) -> bool:
+        return self.supply_enabled if self.profile.dac else self.tps.output_on
+
+    @property
+    def vout(self) -> float:
+        """The core rail: the TPS546's output, or the DAC's trim while the supply is on."""
+        if not self.profile.dac:
+            return self.tps.vout
+        return ds4432u.volts_from_code(self.dac.out0) if self.supply_enabled else 0.0
+
+    @property
     def vout_in_range(self) -> bool:
         low, high = self.profile.vout_range
-        return low <= self.tps.vout <= high
+        return low <= self.vout <= high
 
     @property
     def chain_powered(self) -> bool:
-        """Whether the chips may answer: VOUT on and in range, reset released."""
-        return self.tps.output_on and self.vout_in_range and self.reset_released
+        """Whether the chips may answer: the rail on, VOUT in range, reset released."""
+        return self.rail_on and self.vout_in_range and self.reset_released
 
     def record(self, port: str, what: str, ok: bool, now: float) -> None:
         self._seq += 1
@@ -116,7 +158,7 @@ class EmulatedBitaxe:
         self._sync(now)
 
     def _power(self) -> tuple[float, float]:
-        vout = self.tps.vout
+        vout = self.vout
         mhz, hashing = self.chip_state()
         p = self.profile
         watts = chip_power(
@@ -133,8 +175,11 @@ class EmulatedBitaxe:
         self.tps.iout_a = amps
         self.tps.temperature_c = self.thermal.vr_c
         self.emc.external_c = self.thermal.asic_c
-        self.emc.internal_c = self.thermal.asic_c - 10.0
+        # the DAC boards read the internal sensor + 5 °C as the ASIC's: make that true here
+        self.emc.internal_c = self.thermal.asic_c - (5.0 if self.profile.dac else 10.0)
         self.emc.rpm = 0.0 if stalled else MAX_RPM * duty / 100.0
+        self.ina.volts = SUPPLY_V if self.supply_enabled else 0.0
+        self.ina.amps = watts / DAC_EFFICIENCY / SUPPLY_V
         if self.faults.vr_fault:
             self.tps.latch(self.faults.vr_fault)
         self._check_power()
@@ -203,8 +248,13 @@ class EmulatedBitaxe:
         raise _InvalidCommandError
 
     def _gpio(self, request: raw.Request) -> bytes:
-        if request.command != RESET_LINE or len(request.data) > 1:
+        power_en = self.profile.power_en_line
+        if request.command not in (RESET_LINE, power_en) or len(request.data) > 1:
             raise _InvalidCommandError
+        if request.command == power_en:
+            if request.data:
+                self.power_en_high = bool(request.data[0])
+            return bytes([int(self.power_en_high)])
         if request.data:
             self.reset_released = bool(request.data[0])
         return bytes([int(self.reset_released)])
@@ -236,14 +286,20 @@ class EmulatedBitaxe:
             return bytes([msb])
         if register == emc2101.Register.EXTERNAL_TEMP_LSB:
             return bytes([lsb])
+        if register == emc2101.Register.INTERNAL_TEMP:
+            return bytes([round(_IMPLAUSIBLE_C - (5.0 if self.profile.dac else 0.0)) & 0xFF])
         return reply
 
-    def _device(self, address: int) -> Tps546Model | Emc2101Model:
-        if address == tps546.ADDRESS:
-            return self.tps
-        if address == emc2101.ADDRESS:
-            return self.emc
-        raise Nack
+    def _device(self, address: int) -> Tps546Model | Emc2101Model | Ds4432uModel | Ina260Model:
+        devices: dict[int, Tps546Model | Emc2101Model | Ds4432uModel | Ina260Model] = (
+            {ds4432u.ADDRESS: self.dac, ina260.ADDRESS: self.ina} if self.profile.dac
+            else {tps546.ADDRESS: self.tps}
+        )  # fmt: skip
+        devices[emc2101.ADDRESS] = self.emc
+        try:
+            return devices[address]
+        except KeyError:
+            raise Nack from None
 
 
 class _InvalidCommandError(Exception):

@@ -22,7 +22,8 @@ class BoardFaults:
     fan_stalled: bool = False
     """The tach reads 0 whatever the duty, and the fan cools nothing."""
     sensors: dict[int, SensorFault] = field(default_factory=dict)
-    """Per I2C address (0x24 regulator, 0x4C fan controller and ASIC diode)."""
+    """Per I2C address (0x24 TPS546; 0x48 DS4432U, 0x40 INA260; 0x4C fan controller and
+    temperatures)."""
     vr_fault: int = 0
     """STATUS_WORD bits the regulator latches (and re-latches after CLEAR_FAULTS)."""
     garbage_sent: int = field(default=0, init=False)

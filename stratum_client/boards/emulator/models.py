@@ -1,11 +1,13 @@
-"""Register models of the TPS546 and EMC2101, sans-IO: I2C transactions in, bytes out.
+"""Register models of the TPS546, EMC2101, DS4432U and INA260, sans-IO: I2C in, bytes out.
 
 Each model answers what the real part answers for the registers our board code uses
 (:mod:`stratum_client.boards.codecs`), stores every other write so a test can read it
 back, and raises :class:`Nack` where the part would not acknowledge. The TPS546 output is
 on only while OPERATION is 0x80, VOUT_COMMAND lies in [VOUT_MIN, VOUT_MAX] and no fault
-latched it off; its STATUS_WORD shows OFF and PGOOD# while off. Measured values (VIN,
-IOUT, temperatures, tach) are set by the board emulator from its thermal model.
+latched it off; its STATUS_WORD shows OFF and PGOOD# while off. The DS4432U keeps its two
+output codes (0 at power-on: the buck's nominal 1.451 V); the INA260 answers its ID and
+measurement registers big-endian. Measured values (VIN, IOUT, power, temperatures, tach)
+are set by the board emulator from its thermal model.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from stratum_client.boards.codecs import emc2101, tps546
+from stratum_client.boards.codecs import ds4432u, emc2101, ina260, tps546
 from stratum_client.boards.codecs.pmbus import (
     StatusWord,
     decode_linear11,
@@ -23,7 +25,7 @@ from stratum_client.boards.codecs.pmbus import (
 )
 from stratum_client.boards.codecs.tps546 import Command
 
-__all__ = ["Emc2101Model", "Nack", "Tps546Model"]
+__all__ = ["Ds4432uModel", "Emc2101Model", "Ina260Model", "Nack", "Tps546Model"]
 
 VOUT_MODE = 0x97
 """ULINEAR16 exponent −9, limits relative to VOUT_COMMAND (the TPS546 default)."""
@@ -167,6 +169,8 @@ class Emc2101Model:
     rpm: float = 0.0
     external_c: float = 25.0
     internal_c: float = 25.0
+    diode_open: bool = False
+    """No diode on the external channel (the DS4432U revisions): it reads as open."""
     registers: dict[int, int] = field(default_factory=dict)
     _latched: int = 0
     _pointer: int = 0
@@ -203,7 +207,7 @@ class Emc2101Model:
         if register in fixed:
             return fixed[register]
         if register == reg.EXTERNAL_TEMP_MSB:
-            msb, self._latched = emc2101.encode_external_temperature(self.external_c)
+            msb, self._latched = self._external()
             return msb
         if register == reg.TACH_LSB:
             count = emc2101.tach_from_rpm(self.rpm)
@@ -212,3 +216,79 @@ class Emc2101Model:
         if register in (reg.EXTERNAL_TEMP_LSB, reg.TACH_MSB):
             return self._latched
         return self.registers.get(register, 0)
+
+    def _external(self) -> tuple[int, int]:
+        if self.diode_open:
+            raw = int(emc2101.DiodeFault.OPEN)
+            return raw >> 3, (raw & 0x7) << 5
+        return emc2101.encode_external_temperature(self.external_c)
+
+
+@dataclass
+class Ds4432uModel:
+    """The DS4432U current DAC: OUT0 (0xF8) and OUT1 (0xF9), one byte each."""
+
+    codes: dict[int, int] = field(
+        default_factory=lambda: {ds4432u.OUT0_REGISTER: 0, ds4432u.OUT0_REGISTER + 1: 0}
+    )
+    _pointer: int = ds4432u.OUT0_REGISTER
+
+    @property
+    def out0(self) -> int:
+        return self.codes[ds4432u.OUT0_REGISTER]
+
+    def write(self, data: bytes) -> None:
+        if not data or data[0] not in self.codes or len(data) > 2:
+            raise Nack
+        self._pointer = data[0]
+        if len(data) == 2:
+            self.codes[data[0]] = data[1]
+
+    def write_read(self, data: bytes, count: int) -> bytes:
+        if data:
+            self.write(data[:1])
+        return bytes([self.codes[self._pointer]]) * count
+
+
+_INA260_CONFIG_DEFAULT = 0x6127
+_INA260_DIE_ID = 0x2270
+
+
+@dataclass
+class Ina260Model:
+    """The INA260 on the board's 5 V input: 16-bit big-endian registers."""
+
+    volts: float = 0.0
+    amps: float = 0.0
+    configuration: int = _INA260_CONFIG_DEFAULT
+    _pointer: int = 0
+
+    @property
+    def watts(self) -> float:
+        return self.volts * abs(self.amps)
+
+    def write(self, data: bytes) -> None:
+        if not data or data[0] not in set(ina260.Register) or len(data) not in (1, 3):
+            raise Nack
+        self._pointer = data[0]
+        if len(data) == 3:
+            if data[0] != ina260.Register.CONFIGURATION:
+                raise Nack
+            self.configuration = int.from_bytes(data[1:], "big")
+
+    def write_read(self, data: bytes, count: int) -> bytes:
+        if data:
+            self.write(data[:1])
+        return self._register(self._pointer)[:count].ljust(count, b"\0")
+
+    def _register(self, register: int) -> bytes:
+        reg = ina260.Register
+        values: dict[int, bytes] = {
+            reg.CONFIGURATION: self.configuration.to_bytes(2, "big"),
+            reg.CURRENT: ina260.encode_current(self.amps),
+            reg.BUS_VOLTAGE: ina260.encode_bus_voltage(self.volts),
+            reg.POWER: ina260.encode_power(self.watts),
+            reg.MANUFACTURER_ID: ina260.MANUFACTURER_ID.to_bytes(2, "big"),
+            reg.DIE_ID: _INA260_DIE_ID.to_bytes(2, "big"),
+        }
+        return values[register]
