@@ -114,7 +114,7 @@ async def _run(args: argparse.Namespace) -> int:
             await stop.wait()
         finally:
             await chain.stop()
-    _log.info("board off", board=board.label)
+    _log.info("board off", board=board.label, core=board.core_off)
     return 0
 
 

@@ -159,7 +159,7 @@ class BoardChain:
                                f"session ended: {type(exc).__name__}")  # fmt: skip
             raise
         self._switched_off("stopped")
-        _log.info("board off", board=board.label)
+        _log.info("board off", board=board.label, core=board.core_off)
         if cancelled:
             raise asyncio.CancelledError
 
