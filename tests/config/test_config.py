@@ -73,6 +73,7 @@ def test_all_example_configs_are_present() -> None:
     names = {p.name for p in CONFIGS}
     assert {
         "bitaxe-ultra.toml",
+        "bitaxe-ultra-201.toml",
         "bitaxe-gamma.toml",
         "gekko-compac-f.toml",
         "demo.toml",
@@ -116,6 +117,7 @@ def test_hardware_examples_use_the_documented_chips() -> None:
     # the ASIC UART is the bridge's second port; the first carries bitaxe-raw control
     assert only_device("bitaxe-ultra.toml") == ("bm1366", "/dev/ttyACM1", 485.0)
     assert only_device("bitaxe-gamma.toml") == ("bm1370", "/dev/ttyACM1", 525.0)
+    assert only_device("bitaxe-ultra-201.toml") == ("bm1366", "/dev/ttyACM1", 485.0)
     assert only_device("gekko-compac-f.toml") == ("bm1397", "/dev/ttyUSB0", 425.0)
     gamma = load_config(ROOT / "configs" / "bitaxe-gamma.toml", env={})
     assert gamma.pools[0].tls
