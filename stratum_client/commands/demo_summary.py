@@ -37,16 +37,21 @@ class BoardSummary:
     """Measured by the board's regulator at the last poll."""
     core_voltage_v: float | None
     powered_down: bool
-    """The emulator's regulator output is off and its chips held in reset."""
+    """The emulator's core rail is off and its chips held in reset."""
     failures: int
     """Times the board failed to come up or to switch off."""
     accepted: int
     """Shares from the board's chain that the pool accepted."""
+    rail_left_v: float = 0.0
+    """The emulator's core rail at the end: 0 unless the board cannot switch it off (the
+    Ultra 204 leaves it at its lowest trim)."""
 
     def part(self) -> str:
         temp = f"ASIC {self.asic_temp_c:.1f} °C" if self.asic_temp_c is not None else "no ASIC temp"
         power = f"{self.power_w:.1f} W" if self.power_w is not None else "no power reading"
         off = "powered down" if self.powered_down else "STILL POWERED"
+        if not self.powered_down and self.rail_left_v > 0:
+            off = f"{off}: rail left at {self.rail_left_v:.2f} V"
         return (
             f"board {self.name}: {self.accepted} accepted, {self.state} at last poll, "
             f"{temp}, {power}, {off}"
@@ -102,7 +107,8 @@ def board_summary(
         asic_temp_c=_value(readings.asic_temp_c if readings is not None else None),
         power_w=_value(readings.power_w if readings is not None else None),
         core_voltage_v=_value(readings.vout_v if readings is not None else None),
-        powered_down=not emulator.board.tps.output_on and not emulator.board.reset_released,
+        powered_down=not emulator.board.rail_on and not emulator.board.reset_released,
+        rail_left_v=round(emulator.board.vout, 3),
         failures=chain.failures,
         accepted=sum(shares),
     )

@@ -76,3 +76,24 @@ def test_demo_on_another_board_alone_mines_shares_through_the_board(tmp_path: Pa
     # The chips answer only once the board has powered them, and it is off afterwards.
     assert "board powered up" in result.stderr + result.stdout
     assert "board off" in result.stderr + result.stdout
+
+
+def test_demo_on_the_ultra_204_says_its_rail_stays_live(tmp_path: Path) -> None:
+    summary_file = tmp_path / "summary.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "stratum_client", "demo", "--board", "bitaxe-ultra-204",
+         "--chips-1366", "0", "--chips-1397", "0",
+         "--duration", "6", "--summary-json", str(summary_file),
+         "--cgminer-port", "0", "--rest-port", "0", "--log-level", "info"],
+        capture_output=True, text=True, timeout=PATIENCE, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(summary_file.read_text())
+    assert summary["pool_accepted"] > 0
+    board = summary["board"]
+    assert board["power_w"] > 0  # the INA260's reading
+    # no enable line: reset held, the rail left at the DAC's lowest trim (code 0xFF)
+    assert board["powered_down"] is False
+    assert abs(board["rail_left_v"] - 0.989) < 0.002
+    assert "rail left at 0.99 V" in result.stdout
+    assert "live at the lowest trim" in result.stderr + result.stdout
