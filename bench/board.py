@@ -10,9 +10,11 @@ code and the safety loop alone, and every request crosses a real pty.
   per second is the fraction of a core (goal: under 0.5 %);
 * control round trip: seconds per bitaxe-raw request over the pty, p50 and p99 of every
   request of the run;
-* critical to VOUT off: from the moment a poll's readings (with the ASIC diode forced to
-  read 80 °C) are in hand to the regulator's acknowledgement of OPERATION off (goal:
-  under 100 ms), median and worst of several trips.
+* critical to VOUT off: from the moment a poll's readings (with the ASIC temperature
+  forced to read 80 °C) are in hand to the acknowledgement of the rail's switch-off step
+  (TPS546 OPERATION off; POWER_EN high on the DS4432U boards; the lowest trim written on
+  the Ultra 204, which cannot switch its rail off) (goal: under 100 ms), median and worst
+  of several trips.
 """
 
 from __future__ import annotations
@@ -32,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from stratum_client.boards.base import BoardReadings, BoardSpec, Reading
-from stratum_client.boards.builtin.bitaxe import BitaxeBoard
+from stratum_client.boards.builtin.bitaxe_bridge import BitaxeRawBoard
 from stratum_client.boards.registry import load_board
 from stratum_client.boards.safety import BoardState
 from stratum_client.boards.safety_task import SafetyTask
 from stratum_client.logsetup import configure_logging
 
-BOARDS = ("bitaxe-gamma", "bitaxe-supra", "bitaxe-ultra")
+BOARDS = ("bitaxe-gamma", "bitaxe-supra", "bitaxe-ultra", "bitaxe-ultra-201", "bitaxe-ultra-204",
+          "bitaxe-supra-400")  # fmt: skip
 
 
 @contextmanager
@@ -69,10 +72,10 @@ async def poll_cost(task: SafetyTask, polls: int) -> list[float]:
     return costs
 
 
-async def critical_to_off(board: BitaxeBoard, trips: int) -> list[float]:
-    """Seconds from critical readings in hand to OPERATION off acknowledged, per trip."""
+async def critical_to_off(board: BitaxeRawBoard, trips: int) -> list[float]:
+    """Seconds from critical readings in hand to the rail's switch-off acknowledged, per trip."""
     samples: list[float] = []
-    real_readings, real_off = board.readings, board.tps.turn_off
+    real_readings, real_off = board.readings, board._rail_off
     marks: dict[str, float] = {}
 
     async def hot_readings() -> BoardReadings:
@@ -85,7 +88,7 @@ async def critical_to_off(board: BitaxeBoard, trips: int) -> list[float]:
         marks.setdefault("off", time.perf_counter())
 
     board.readings = hot_readings  # type: ignore[method-assign]
-    board.tps.turn_off = timed_off  # type: ignore[method-assign]
+    board._rail_off = timed_off  # type: ignore[method-assign]
     try:
         for _ in range(trips):
             await board.power_up()
@@ -96,14 +99,14 @@ async def critical_to_off(board: BitaxeBoard, trips: int) -> list[float]:
             samples.append(marks["off"] - marks["reading"])
     finally:
         board.readings = real_readings  # type: ignore[method-assign]
-        board.tps.turn_off = real_off  # type: ignore[method-assign]
+        board._rail_off = real_off  # type: ignore[method-assign]
     return samples
 
 
 async def measure(name: str, ports: dict[str, str], polls: int, trips: int) -> dict[str, Any]:
     spec = BoardSpec(board=name, ports=ports, board_options={"timing_scale": 0.01})
     board = load_board(name)(spec)
-    assert isinstance(board, BitaxeBoard)
+    assert isinstance(board, BitaxeRawBoard)
     async with board:
         await board.power_up()
         task = SafetyTask(board)
