@@ -81,7 +81,7 @@ class BoardStatus:
         values = {}
         if readings is not None:
             for name in ("asic_temp_c", "vr_temp_c", "fan_rpm", "fan_duty_pct", "vin_v",
-                         "vout_v", "iout_a", "power_w"):  # fmt: skip
+                         "iin_a", "vout_v", "iout_a", "power_w"):  # fmt: skip
                 values[name] = getattr(readings, name).value
         return {
             "board": self.board,
