@@ -229,10 +229,32 @@ async def _poll_until(task: SafetyTask, clock: ManualClock, state: BoardState) -
     raise AssertionError(f"never reached {state}; at {task.policy.state}")
 
 
-@pytest.mark.parametrize("fault", ["fan stall", SensorFault.NACK, SensorFault.GARBAGE], ids=str)
-async def test_faults_reach_the_safe_state(tmp_path: Path, fault: str) -> None:
+FAULT_CASES = [
+    ("bitaxe-ultra-201", "fan stall", "fan stalled"),
+    ("bitaxe-ultra-204", "fan stall", "fan stalled"),
+    ("bitaxe-supra-400", "fan stall", "fan stalled"),
+    ("bitaxe-supra-400", "0x40 nack", "power:"),  # the INA260
+    ("bitaxe-supra-400", "0x40 garbage", "power:"),
+    # the EMC2101: a failed fan write or failed temperature reads, whichever comes first
+    ("bitaxe-ultra-201", "0x4C nack", "I2C WriteRead Error"),
+    ("bitaxe-ultra-201", "0x4C implausible", "asic_temp: implausible 127"),
+]
+
+
+def _inject(rig: Rig, fault: str) -> None:
+    if fault == "fan stall":
+        rig.emulator.faults.fan_stalled = True
+        return
+    address, kind = fault.split()
+    rig.emulator.faults.sensors[int(address, 16)] = SensorFault(kind)
+
+
+@pytest.mark.parametrize(("name", "fault", "reason"), FAULT_CASES, ids=str)
+async def test_faults_reach_the_safe_state(
+    tmp_path: Path, name: str, fault: str, reason: str
+) -> None:
     clock = ManualClock(1000.0)
-    async for rig in _rig(tmp_path, "bitaxe-supra-400", clock):
+    async for rig in _rig(tmp_path, name, clock):
         await rig.board.open()
         await rig.board.power_up()
         async with chain_driver(rig.board):
@@ -241,16 +263,22 @@ async def test_faults_reach_the_safe_state(tmp_path: Path, fault: str) -> None:
                 await clock.sleep(1.0)
                 await task.poll_once()
             assert task.policy.state is BoardState.MINING
-            if fault == "fan stall":
-                rig.emulator.faults.fan_stalled = True
-            else:
-                rig.emulator.faults.sensors[0x40] = SensorFault(fault)  # the INA260
+            assert rig.emulator.board.chain_powered
+            _inject(rig, fault)
             await _poll_until(task, clock, BoardState.SAFE)
-        reason = task.policy.reason
-        assert ("fan stalled" if fault == "fan stall" else "power") in reason
+        assert reason in task.policy.reason
         emulated = rig.emulator.board
-        assert (emulated.supply_enabled, emulated.reset_released) == (False, False)
-        assert emulated.emc.duty_pct == 100.0
+        assert not emulated.reset_released
+        assert not emulated.chain_powered
+        if fault == "0x4C nack":  # the fan controller is unreachable: reported, not done
+            assert task.status.safe_state_ok is False
+        else:
+            assert emulated.emc.duty_pct == 100.0
+        if name == "bitaxe-ultra-204":
+            assert emulated.dac.out0 == LOWEST_CODE  # no enable: the lowest trim instead
+        else:
+            assert not emulated.supply_enabled
+        rig.emulator.faults.clear()
         await rig.board.power_down()
 
 
