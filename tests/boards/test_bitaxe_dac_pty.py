@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from board_rig import Rig, chain_driver, make_board, open_rig
+from board_rig import ChainRunner, Rig, chain_driver, make_board, open_rig
 
 from stratum_client.boards.base import BoardSpec
 from stratum_client.boards.clock import ManualClock
@@ -152,6 +152,8 @@ async def test_safe_state_leaves_the_supply_off_and_reset_asserted(dac_rig: Rig)
             assert emulated.dac.out0 == LOWEST_CODE
             assert emulated.vout == pytest.approx(0.989, abs=0.002)
             assert "live" in dac_rig.board.core_off
+            readings = await dac_rig.board.readings()
+            assert (readings.power_w.value or 0.0) > 0.1  # the idle draw of a live rail
         else:
             assert not emulated.supply_enabled
             assert emulated.vout == 0.0
@@ -280,6 +282,34 @@ async def test_faults_reach_the_safe_state(
             assert not emulated.supply_enabled
         rig.emulator.faults.clear()
         await rig.board.power_down()
+
+
+async def test_recovery_after_a_fan_stall_trims_and_enables_again(tmp_path: Path) -> None:
+    clock = ManualClock(1000.0)
+    async for rig in _rig(tmp_path, "bitaxe-ultra-201", clock):
+        await rig.board.open()
+        await rig.board.power_up()
+        runner = ChainRunner(rig.board)
+        await runner.start()
+        try:
+            task = SafetyTask(rig.board, SafetyConfig(dwell_s=10.0), runner.hooks(), clock=clock)
+            for _ in range(10):
+                await clock.sleep(1.0)
+                await task.poll_once()
+            rig.emulator.faults.fan_stalled = True
+            await _poll_until(task, clock, BoardState.SAFE)
+            assert not rig.emulator.board.supply_enabled
+            rig.emulator.faults.fan_stalled = False
+            await _poll_until(task, clock, BoardState.THROTTLED)
+            emulated = rig.emulator.board
+            assert (emulated.supply_enabled, emulated.reset_released) == (True, True)
+            assert emulated.dac.out0 == TRIM[1.2]
+            assert runner.resumes == [460.0]  # one 25 MHz step below 485
+            assert runner.driver is not None
+            assert runner.driver.frequency_mhz == pytest.approx(460.0, abs=7)
+        finally:
+            await runner.close()
+            await rig.board.power_down()
 
 
 # -- limits and names -------------------------------------------------------------------
