@@ -1,6 +1,6 @@
 """Emulated boards: a Bitaxe's bitaxe-raw control port and its chip chain on ptys.
 
-* :mod:`.models` – TPS546 and EMC2101 register models (sans-IO)
+* :mod:`.models` – TPS546, EMC2101, DS4432U and INA260 register models (sans-IO)
 * :mod:`.thermal` – the first-order thermal model (pure)
 * :mod:`.faults` – what a test can break: fan, sensors, regulator, ambient
 * :mod:`.board` – :class:`EmulatedBitaxe`, the bridge firmware and its bus (sans-IO)
