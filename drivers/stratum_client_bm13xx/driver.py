@@ -1,9 +1,8 @@
 """The driver for BM1366/BM1368/BM1370/BM1397 chains: one class, chip facts from the codec.
 
-Everything that differs between models (frame layouts, init sequence, job ids, reply
-decoding, PLL dividers, baud registers) lives in :mod:`stratum_client_bm13xx`'s codec and model
-records. The base class (:class:`~stratum_client.asic.base.AsicDriver`) owns the link, the
-receive task, the nonce queue and recovery from a vanished link; this module fills in its
+What differs between models (frames, init, job ids, PLL, baud) lives in the codec and
+model records. The base class (:class:`~stratum_client.asic.base.AsicDriver`) owns the
+link, the receive task, the nonce queue and unplug recovery; this module fills in its
 hooks: bring-up, encoding work, turning replies into verified nonces, and detection.
 
 **Every nonce is verified here.** CRC-5 lets 1 in 32 corrupted replies through and an
@@ -236,7 +235,7 @@ class Bm13xxDriver(AsicDriver):
             self._log.info("frequency ramp done", mhz=self._mhz)
         except SerialLinkLostError:
             self._note_lost(generation)
-        except DriverError as exc:
+        except DriverError as exc:  # a PLL the model cannot reach: it stays where it is
             self._log.error("frequency ramp failed", error=str(exc), mhz=self._mhz)
 
     async def _run_steps(
@@ -362,12 +361,15 @@ class Bm13xxDriver(AsicDriver):
     # -- work ---------------------------------------------------------------------------
 
     async def _send_job(self, work: Work) -> None:
-        """Send ``work`` under the next job id."""
+        await self.link.write(self._encode_job(work))
+
+    def _encode_job(self, work: Work) -> bytes:
+        """``work`` under the next job id, assigned before the write (a chip may answer at once)."""
         job_id = self._next_job_id
         frame = self.codec.encode_job(work, job_id)
         self._next_job_id = self.codec.next_job_id(job_id)
-        self._checker.assign(job_id, work)  # before writing: a fast chip may answer at once
-        await self.link.write(frame)
+        self._checker.assign(job_id, work)
+        return frame
 
     def _on_flush(self) -> None:
         self._checker.flush()

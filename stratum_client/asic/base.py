@@ -139,6 +139,11 @@ class AsicDriver(abc.ABC):
         """Encode ``work`` and write it to :attr:`link`."""
         raise NotImplementedError
 
+    def _encode_job(self, work: Work) -> bytes | None:
+        """Optional: ``work``'s frame, recorded as sent, so :meth:`send_clean_work_now` can
+        write it from the caller's loop step; None (the default): only :meth:`_send_job`."""
+        return None
+
     def _on_bytes(self, data: bytes) -> None:
         """Handle received bytes; ``b""`` means :meth:`_read_timeout` passed in silence."""
         raise NotImplementedError
@@ -387,6 +392,30 @@ class AsicDriver(abc.ABC):
         """Forget all work (clean_jobs): nonces still arriving for it are counted stale."""
         self._on_flush()
         self._pending = None
+
+    @property
+    def can_send_now(self) -> bool:
+        """Whether :meth:`send_clean_work_now` would write at once (running, the link idle)."""
+        link = self._link
+        return (
+            self._state is DriverState.RUNNING
+            and link is not None
+            and link.can_write_now
+            and type(self)._encode_job is not AsicDriver._encode_job
+        )
+
+    def send_clean_work_now(self, work: Work) -> bool:
+        """Forget all work and write ``work`` without a loop step: a clean job on the wire in
+        the step that brought it. False (nothing done) when :attr:`can_send_now` is not so."""
+        if not self.can_send_now:
+            return False
+        self._on_flush()
+        self._pending = None
+        frame = self._encode_job(work)
+        if frame is None:  # pragma: no cover - can_send_now checked the hook exists
+            return False
+        self.link.write_now(frame)
+        return True
 
     def deliver_nonces(self, sink: Callable[[FoundNonce], None] | None) -> bool:
         """Hand each later nonce straight to ``sink`` from the receive task (no loop step).

@@ -164,6 +164,11 @@ class LinkProtocol(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
 
+    @property
+    def writable(self) -> bool:
+        """False while the transport holds unsent bytes (writing is paused)."""
+        return self._writable.is_set()
+
     async def wait_writable(self) -> None:
         await self._writable.wait()
 

@@ -184,6 +184,25 @@ class SerialLink:
             self._counters.bytes_out += len(data)
             await self._drain(transport, protocol)
 
+    @property
+    def can_write_now(self) -> bool:
+        """Whether :meth:`write_now` can hand bytes over at once: open, no write or baud
+        switch in progress, nothing queued."""
+        protocol = self._protocol
+        return (
+            self.is_open
+            and protocol is not None
+            and protocol.writable
+            and not self._io_lock.locked()
+        )
+
+    def write_now(self, data: bytes) -> None:
+        """Hand ``data`` to the transport in this loop step (check :attr:`can_write_now`
+        first); a failure shows as the link's loss, as for a read."""
+        transport, _ = self._require_open()
+        transport.write(data)
+        self._counters.bytes_out += len(data)
+
     # A read timeout is a normal outcome (b""), not an error, hence the parameter.
     async def read(self, max_bytes: int = 4096, timeout: float | None = 1.0) -> bytes:  # noqa: ASYNC109
         """Return up to ``max_bytes`` already received, waiting up to ``timeout`` for any.

@@ -100,6 +100,10 @@ class ChainRunner:
         self._loader = loader
         self._log = _log.bind(chain=device.name)
         self._wake = asyncio.Event()
+        self._waiting = False
+        """Whether the work loop waits for a wake-up (so no driver call is under way)."""
+        self._sent_early = False
+        """:meth:`flush` sent the clean job's work; the loop only re-arms its timer."""
         self._flush_pending = False
         self._paused = False
         self._holds: set[str] = set()
@@ -127,9 +131,29 @@ class ChainRunner:
         self._wake.set()
 
     def flush(self) -> None:
-        """Clean job: make the chips drop their work and send fresh work at once."""
+        """Clean job: make the chips drop their work and send fresh work at once.
+
+        When the work loop is idle and the driver can write synchronously, the fresh work
+        goes out here, in the step that brought the clean job, rather than a step later
+        when the loop wakes (which then only re-arms its job timer).
+        """
         self._flush_pending = True
+        if self._send_clean_now():
+            self._flush_pending = False
+            self._sent_early = True
         self._wake.set()
+
+    def _send_clean_now(self) -> bool:
+        driver = self._driver
+        if driver is None or not self._waiting or self._paused or self._holds:
+            return False
+        if self._mask_dirty or self._frequency_request is not None or not driver.can_send_now:
+            return False  # the loop applies those first, in order
+        work = self._feed.next_work(self.name, self._clock())
+        if work is None or not driver.send_clean_work_now(work):
+            return False
+        self._work_sent += 1
+        return True
 
     def set_version_mask(self, mask: int) -> None:
         """Program ``mask`` before the next work unit (and again after every restart)."""
@@ -244,7 +268,7 @@ class ChainRunner:
         self._starts += 1
         self._state = ChainState.RUNNING
         self._mask_dirty = self._mask is not None
-        self._flush_pending = False
+        self._flush_pending = self._sent_early = False
         self._frequency_request = self._frequency_target
         self._log.info(
             "chain running",
@@ -267,12 +291,17 @@ class ChainRunner:
         loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
-            sent = await self._send_once(driver)
+            sent = self._sent_early or await self._send_once(driver)
+            self._sent_early = False
             # A timer that sets the event costs less than wait_for's extra task per unit.
             pause = driver.job_interval if sent else IDLE_POLL
             timer = loop.call_later(pause, self._wake.set)
-            await self._wake.wait()
-            timer.cancel()
+            self._waiting = True
+            try:
+                await self._wake.wait()
+            finally:
+                self._waiting = False
+                timer.cancel()
 
     async def _send_once(self, driver: AsicDriver) -> bool:
         if self._mask_dirty and self._mask is not None:
