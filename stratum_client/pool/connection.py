@@ -222,9 +222,9 @@ class _PoolProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
-    async def wait(self) -> None:
-        """Until bytes are buffered, the listener failed or the connection ended."""
-        if self.buffer or self.ended or self.listener_error is not None:
+    async def wait(self, *, data: bool = True) -> None:
+        """Until bytes are buffered (``data``), the listener failed or the connection ended."""
+        if (data and self.buffer) or self.ended or self.listener_error is not None:
             return
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         try:
@@ -290,15 +290,12 @@ class PoolConnection:
         """Wait while a listener takes the bytes; raises why the connection ended
         (:class:`PoolConnectionLostError`), or what the listener raised."""
         protocol = self._protocol
-        while True:
-            await protocol.wait()
-            if (error := protocol.listener_error) is not None:
-                protocol.listener_error = None
-                raise error
-            if protocol.ended and not protocol.buffer:
-                raise self._ended()
-            if protocol.buffer:  # no listener: nobody takes them here, so wait for the end
-                await protocol.closed()
+        while not protocol.ended and protocol.listener_error is None:
+            await protocol.wait(data=False)  # bytes buffered without a listener wait here
+        if (error := protocol.listener_error) is not None:
+            protocol.listener_error = None
+            raise error
+        raise self._ended()
 
     def write(self, data: bytes) -> None:
         """Queue ``data``; never blocks. A pool that stops reading is treated as gone."""

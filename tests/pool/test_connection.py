@@ -182,6 +182,53 @@ async def test_eof_is_a_lost_connection(serve: Callable[[Handler], Awaitable[int
         conn.write(b"{}\n")
 
 
+async def test_a_listener_hears_bytes_as_they_arrive_and_the_end_is_raised(
+    serve: Callable[[Handler], Awaitable[int]],
+) -> None:
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"first\n")
+        await writer.drain()
+        await reader.readline()  # until the client has stopped listening
+        writer.write(b"left unread\n")
+        await writer.drain()
+        writer.close()
+
+    port = await serve(talk)
+    conn = await open_pool_connection(pool_config(port), connect_timeout=2)
+    heard: list[bytes] = []
+
+    def listener(data: bytes) -> None:
+        heard.append(data)
+        conn.listen(None)  # as the read loop does after a protocol error
+        conn.write(b"done\n")
+
+    conn.listen(listener)
+    with pytest.raises(PoolConnectionLostError, match="connection closed by the pool"):
+        await asyncio.wait_for(conn.until_closed(), 5)  # bytes buffered after it: no spin
+    assert heard == [b"first\n"]
+    await conn.close()
+
+
+async def test_what_a_listener_raises_comes_out_of_until_closed(
+    serve: Callable[[Handler], Awaitable[int]],
+) -> None:
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"boom\n")
+        await writer.drain()
+        await reader.read()
+
+    port = await serve(talk)
+    conn = await open_pool_connection(pool_config(port), connect_timeout=2)
+
+    def listener(data: bytes) -> None:
+        raise RuntimeError(f"cannot handle {data!r}")
+
+    conn.listen(listener)
+    with pytest.raises(RuntimeError, match="cannot handle"):
+        await asyncio.wait_for(conn.until_closed(), 5)
+    await conn.close()
+
+
 async def test_reset_mid_line_is_a_lost_connection(
     serve: Callable[[Handler], Awaitable[int]],
 ) -> None:
