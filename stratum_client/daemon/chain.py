@@ -149,8 +149,12 @@ class ChainRunner:
             return False
         if self._mask_dirty or self._frequency_request is not None or not driver.can_send_now:
             return False  # the loop applies those first, in order
-        work = self._feed.next_work(self.name, self._clock())
-        if work is None or not driver.send_clean_work_now(work):
+        try:
+            work = self._feed.next_work(self.name, self._clock())
+            if work is None or not driver.send_clean_work_now(work):
+                return False
+        except Exception:  # the loop meets it again on its own path, and fails the chain
+            self._log.debug("clean work not sent at once", exc_info=True)
             return False
         self._work_sent += 1
         return True
