@@ -11,10 +11,9 @@ names, the header is rebuilt with the reported version, hashed and compared agai
 ticket the chips were given (see :class:`NonceChecker`). Only nonces that pass reach
 :meth:`Bm13xxDriver.next_nonce`, or the sink given to :meth:`Bm13xxDriver.deliver_nonces`.
 
-**Version rolling starts disabled.** Full-header chips are programmed with a zero version
-mask until the daemon calls :meth:`Bm13xxDriver.set_version_mask` with what the pool
-granted, so a pool without version rolling never receives rolled versions (the reference
-firmware programs ``0x1fffe000`` before the pool has answered).
+**Version rolling starts disabled.** Full-header chips get a zero version mask until the
+daemon calls :meth:`Bm13xxDriver.set_version_mask` with what the pool granted, so a pool
+without rolling never sees rolled versions (the reference firmware sets ``0x1fffe000``).
 """
 
 from __future__ import annotations
@@ -226,16 +225,17 @@ class Bm13xxDriver(AsicDriver):
         """Walk to the target (and on to a newer one asked for meanwhile), then set HCN."""
         try:
             async with self._freq_lock:
-                target = None
-                while target != self._target_mhz:
+                while True:  # no await between the last check and the end: none is lost
                     target = self._target_mhz
                     await self._ramp(self._mhz, target, guard=generation)
-                steps = hcn_steps(self.chip_model, self.spec.chips, target)
-                await self._run_steps(steps, guard=generation)
+                    steps = hcn_steps(self.chip_model, self.spec.chips, target)
+                    await self._run_steps(steps, guard=generation)
+                    if target == self._target_mhz:
+                        break
             self._log.info("frequency ramp done", mhz=self._mhz)
         except SerialLinkLostError:
             self._note_lost(generation)
-        except DriverError as exc:  # a PLL the model cannot reach: it stays where it is
+        except (DriverError, ValueError) as exc:  # a PLL step the model cannot reach
             self._log.error("frequency ramp failed", error=str(exc), mhz=self._mhz)
 
     async def _run_steps(
