@@ -85,6 +85,7 @@ class LinkService:
             if link.graceful and link.in_flight:
                 await self._grace(link, reader)
         finally:
+            link.conn.listen(None)  # before the reader goes: no bytes reach a dead session
             reader.cancel()
             ticker.cancel()
             await asyncio.gather(reader, ticker, return_exceptions=True)
@@ -118,6 +119,8 @@ class LinkService:
             await link.conn.until_closed()
         except PoolConnectionError as exc:
             link.finish(Ending.LOST, exc.problem)
+        finally:
+            link.conn.listen(None)  # an ended link hears nothing more (its close may read)
 
     def _received(self, link: Link, data: bytes) -> None:
         try:
