@@ -16,6 +16,7 @@ ignored the same way. JSON's own ``json`` module is all this needs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -66,15 +67,22 @@ class BoardSettingsStore:
         """Record ``device``'s settings; a failed write is logged, the setting still holds."""
         self._devices[device] = dict(settings)
         document = {"version": _VERSION, "devices": self._devices}
+        tmp_name = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(
                 "w", dir=self.path.parent, prefix=".board-settings-", delete=False
             ) as tmp:
+                tmp_name = tmp.name
                 json.dump(document, tmp, indent=2, sort_keys=True)
                 tmp.write("\n")
-            os.replace(tmp.name, self.path)
+                tmp.flush()
+                os.fsync(tmp.fileno())  # the rename must not land before the bytes
+            os.replace(tmp_name, self.path)
         except OSError as exc:
+            if tmp_name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
             _log.error("cannot keep board settings for the next start",
                        file=str(self.path), error=str(exc))  # fmt: skip
 
