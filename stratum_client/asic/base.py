@@ -390,6 +390,9 @@ class AsicDriver(abc.ABC):
 
     async def flush_work(self) -> None:
         """Forget all work (clean_jobs): nonces still arriving for it are counted stale."""
+        self._forget_work()
+
+    def _forget_work(self) -> None:
         self._on_flush()
         self._pending = None
 
@@ -407,14 +410,14 @@ class AsicDriver(abc.ABC):
     def send_clean_work_now(self, work: Work) -> bool:
         """Forget all work and write ``work`` without a loop step: a clean job on the wire in
         the step that brought it. False (nothing done) when :attr:`can_send_now` is not so."""
-        if not self.can_send_now:
+        frame = self._encode_job(work) if self.can_send_now else None
+        if frame is None:
             return False
-        self._on_flush()
-        self._pending = None
-        frame = self._encode_job(work)
-        if frame is None:  # pragma: no cover - can_send_now checked the hook exists
-            return False
-        self.link.write_now(frame)
+        self._forget_work()
+        link = self.link
+        link.write_now(frame)
+        if not link.is_open:  # the write found the link gone: resend after the recovery
+            self._pending = work
         return True
 
     def deliver_nonces(self, sink: Callable[[FoundNonce], None] | None) -> bool:

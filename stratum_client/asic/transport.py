@@ -179,9 +179,8 @@ class SerialLink:
     async def write(self, data: bytes) -> None:
         """Send ``data`` and wait until it has been handed to the OS."""
         async with self._io_lock:
+            self.write_now(data)
             transport, protocol = self._require_open()
-            transport.write(data)
-            self._counters.bytes_out += len(data)
             await self._drain(transport, protocol)
 
     @property
@@ -198,7 +197,8 @@ class SerialLink:
 
     def write_now(self, data: bytes) -> None:
         """Hand ``data`` to the transport in this loop step (check :attr:`can_write_now`
-        first); a failure shows as the link's loss, as for a read."""
+        first); a failure shows as the link's loss, as for a read. A writer queued on the
+        lock may be passed by this; frames stay whole, so only their order can change."""
         transport, _ = self._require_open()
         transport.write(data)
         self._counters.bytes_out += len(data)
