@@ -157,6 +157,7 @@ async def test_safe_state_leaves_the_supply_off_and_reset_asserted(dac_rig: Rig)
         else:
             assert not emulated.supply_enabled
             assert emulated.vout == 0.0
+            assert emulated.dac.out0 == LOWEST_CODE  # also low should POWER_EN drive nothing
             assert dac_rig.board.core_off == "off"
             readings = await dac_rig.board.readings()
             assert readings.power_w.value == 0.0

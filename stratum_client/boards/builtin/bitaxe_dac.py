@@ -77,11 +77,20 @@ class DacBitaxeBoard(BitaxeRawBoard):
         await self.dac.code()  # no ID register: that it answers is the check
 
     async def _rail_off(self) -> None:
+        """Supply disabled where the board can, and the trim at its lowest either way: a
+        bridge whose POWER_EN line drives nothing still leaves the rail at its minimum."""
         self.rail_up = False
-        if self.power_enable:
-            await self.client.set_line(self.power_en_line, True)  # active low: high = off
-        else:
+        try:
+            if self.power_enable:
+                await self.client.set_line(self.power_en_line, True)  # active low: high = off
+        finally:
             await self.dac.write_code(ds4432u.LOWEST_CODE)
+
+    async def _relink(self) -> None:
+        was_open = self.link.is_open
+        await super()._relink()
+        if not was_open:
+            self.rail_up = False  # what the rail did while the port was gone is unknown
 
     # -- power ----------------------------------------------------------------------------
 
