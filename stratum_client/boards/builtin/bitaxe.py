@@ -17,6 +17,7 @@ from typing import ClassVar
 from stratum_client.boards.base import BoardLimits, BoardReadings, BoardSpec, Range, Reading, Sensor
 from stratum_client.boards.builtin.bitaxe_bridge import (
     BITAXE_RAW_USB,
+    BM136X_LIMITS,
     RESET_LINE,
     BitaxeRawBoard,
     BitaxeTiming,
@@ -148,11 +149,7 @@ class BitaxeSupra(BitaxeBoard):
     chip_driver = "bm1368"
     default_frequency_mhz = 490.0
     default_core_voltage_v = 1.166
-    limits: ClassVar[BoardLimits] = BoardLimits(
-        core_voltage_v=Range(1.0, 1.3),
-        fan_percent=Range(0.0, 100.0),
-        frequency_mhz=Range(400.0, 575.0),
-    )
+    limits: ClassVar[BoardLimits] = BM136X_LIMITS
 
 
 class BitaxeUltra(BitaxeBoard):
@@ -162,8 +159,4 @@ class BitaxeUltra(BitaxeBoard):
     chip_driver = "bm1366"
     default_frequency_mhz = 485.0
     default_core_voltage_v = 1.2
-    limits: ClassVar[BoardLimits] = BoardLimits(
-        core_voltage_v=Range(1.0, 1.3),
-        fan_percent=Range(0.0, 100.0),
-        frequency_mhz=Range(400.0, 575.0),
-    )
+    limits: ClassVar[BoardLimits] = BM136X_LIMITS

@@ -21,7 +21,15 @@ from typing import ClassVar, TypeVar
 import structlog
 
 from stratum_client.asic.transport import SerialLink
-from stratum_client.boards.base import Board, BoardReadings, BoardSpec, Reading, UsbMatch
+from stratum_client.boards.base import (
+    Board,
+    BoardLimits,
+    BoardReadings,
+    BoardSpec,
+    Range,
+    Reading,
+    UsbMatch,
+)
 from stratum_client.boards.clock import Clock, MonotonicClock
 from stratum_client.boards.codecs.bitaxe_raw import Framing
 from stratum_client.boards.errors import (
@@ -36,6 +44,7 @@ from stratum_client.errors import StratumClientError
 
 __all__ = [
     "BITAXE_RAW_USB",
+    "BM136X_LIMITS",
     "I2C_HZ",
     "RESET_LINE",
     "STOP_FAN_PCT",
@@ -44,6 +53,13 @@ __all__ = [
     "all_failed",
     "read_sensor",
 ]
+
+BM136X_LIMITS = BoardLimits(
+    core_voltage_v=Range(1.0, 1.3),
+    fan_percent=Range(0.0, 100.0),
+    frequency_mhz=Range(400.0, 575.0),
+)
+"""Every BM1366/BM1368 Bitaxe, whatever its regulator (well inside a DS4432U's reach)."""
 
 T = TypeVar("T")
 

@@ -23,8 +23,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from stratum_client.boards.base import BoardLimits, BoardReadings, BoardSpec, Range, Sensor
-from stratum_client.boards.builtin.bitaxe_bridge import BitaxeRawBoard, all_failed, read_sensor
+from stratum_client.boards.base import BoardLimits, BoardReadings, BoardSpec, Sensor
+from stratum_client.boards.builtin.bitaxe_bridge import (
+    BM136X_LIMITS,
+    BitaxeRawBoard,
+    all_failed,
+    read_sensor,
+)
 from stratum_client.boards.codecs import ds4432u
 from stratum_client.boards.errors import BoardError, ControlLinkError
 from stratum_client.boards.peripherals import Ds4432u, Ina260
@@ -143,14 +148,6 @@ class DacBitaxeBoard(BitaxeRawBoard):
         return await self.emc.internal_temperature() + ASIC_TEMP_OFFSET_C
 
 
-_BM136X_LIMITS = BoardLimits(
-    core_voltage_v=Range(1.0, 1.3),
-    fan_percent=Range(0.0, 100.0),
-    frequency_mhz=Range(400.0, 575.0),
-)
-"""The board's sensible range, well inside the DS4432U's 0.99–1.93 V reach."""
-
-
 class BitaxeUltra201(DacBitaxeBoard):
     """Bitaxe Ultra 0.11, 201, 202, 203 and 205: one BM1366, DS4432U, POWER_EN."""
 
@@ -158,7 +155,7 @@ class BitaxeUltra201(DacBitaxeBoard):
     chip_driver = "bm1366"
     default_frequency_mhz = 485.0
     default_core_voltage_v = 1.2
-    limits: ClassVar[BoardLimits] = _BM136X_LIMITS
+    limits: ClassVar[BoardLimits] = BM136X_LIMITS
 
 
 class BitaxeUltra204(DacBitaxeBoard):
@@ -172,7 +169,7 @@ class BitaxeUltra204(DacBitaxeBoard):
     chip_driver = "bm1366"
     default_frequency_mhz = 485.0
     default_core_voltage_v = 1.2
-    limits: ClassVar[BoardLimits] = _BM136X_LIMITS
+    limits: ClassVar[BoardLimits] = BM136X_LIMITS
     power_enable = False
     rail_off_step = "core voltage to the lowest trim (no enable line)"
     core_off = f"live at the lowest trim, about {LOWEST_TRIM_V:.2f} V (no enable line)"
@@ -185,4 +182,4 @@ class BitaxeSupra400(DacBitaxeBoard):
     chip_driver = "bm1368"
     default_frequency_mhz = 490.0
     default_core_voltage_v = 1.166
-    limits: ClassVar[BoardLimits] = _BM136X_LIMITS
+    limits: ClassVar[BoardLimits] = BM136X_LIMITS
