@@ -10,7 +10,6 @@ emulator mining the work that went out.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,12 @@ from live_helpers import wait_until
 from stratum_client.asic.base import FoundNonce
 from stratum_client.config import parse_config
 from stratum_client.daemon.chain import ChainRunner
-from stratum_client.work import JobBuilder, Work, parse_notify
+from stratum_client.work import JobBuilder, Work
 from stratum_client_bm13xx.emulator.chain import EmulatedChain
 from stratum_client_bm13xx.emulator.server import EmulatorServer
+from tests.drivers.test_driver import slush_job
 
 SCALE = 2.0**-34
-VECTORS = Path(__file__).resolve().parents[1] / "data" / "stratum_vectors.json"
 JOB_FRAME = 88
 """A BM1366 job frame: 55 AA, header, length, 82 data bytes, CRC-16."""
 
@@ -46,20 +45,6 @@ class Feed:
         self.nonces.append(found)
 
 
-def _builder() -> JobBuilder:
-    vector = next(
-        j for j in json.loads(VECTORS.read_text())["jobs"] if j["name"] == "slush-2023-diff683"
-    )
-    job = parse_notify(
-        vector["notify"],
-        extranonce1=bytes.fromhex(vector["extranonce1"]),
-        extranonce2_size=4,
-        difficulty=1.0,
-        version_mask=0,
-    )
-    return JobBuilder(job)
-
-
 @pytest.fixture
 async def mining(tmp_path: Path) -> AsyncIterator[tuple[ChainRunner, Feed]]:
     link = tmp_path / "asic0"
@@ -69,7 +54,7 @@ async def mining(tmp_path: Path) -> AsyncIterator[tuple[ChainRunner, Feed]]:
         f"difficulty_scale = {SCALE}\noptions = {{ ramp_step_delay = 0 }}\n"
     )
     (device,) = parse_config(text).devices
-    feed = Feed(_builder())
+    feed = Feed(slush_job(mask=0))
     chain = EmulatedChain("bm1366", 1, difficulty_scale=SCALE, seed=7)
     async with EmulatorServer(chain, link=str(link)):
         runner = ChainRunner(device, feed)
