@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from live_helpers import WAIT
@@ -53,17 +54,24 @@ async def test_emulate_board_serves_both_ports_and_prints_a_table_that_powers_up
         await process.wait()
 
 
-def test_demo_on_another_board_alone_mines_shares_through_the_board(tmp_path: Path) -> None:
+def demo_alone(
+    tmp_path: Path, board: str, *, seconds: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``stratum-client demo`` on ``board`` with no raw chains: its output and summary."""
     summary_file = tmp_path / "summary.json"
     result = subprocess.run(
-        [sys.executable, "-m", "stratum_client", "demo", "--board", "bitaxe-supra",
+        [sys.executable, "-m", "stratum_client", "demo", "--board", board,
          "--chips-1366", "0", "--chips-1397", "0",
-         "--duration", "10", "--summary-json", str(summary_file),
+         "--duration", str(seconds), "--summary-json", str(summary_file),
          "--cgminer-port", "0", "--rest-port", "0", "--log-level", "info"],
         capture_output=True, text=True, timeout=PATIENCE, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads(summary_file.read_text())
+    return result, json.loads(summary_file.read_text())
+
+
+def test_demo_on_another_board_alone_mines_shares_through_the_board(tmp_path: Path) -> None:
+    result, summary = demo_alone(tmp_path, "bitaxe-supra", seconds=10)
     assert summary["ok"]
     assert summary["chains"] == 1
     assert summary["pool_accepted"] > 0
@@ -79,16 +87,7 @@ def test_demo_on_another_board_alone_mines_shares_through_the_board(tmp_path: Pa
 
 
 def test_demo_on_the_ultra_204_says_its_rail_stays_live(tmp_path: Path) -> None:
-    summary_file = tmp_path / "summary.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "stratum_client", "demo", "--board", "bitaxe-ultra-204",
-         "--chips-1366", "0", "--chips-1397", "0",
-         "--duration", "6", "--summary-json", str(summary_file),
-         "--cgminer-port", "0", "--rest-port", "0", "--log-level", "info"],
-        capture_output=True, text=True, timeout=PATIENCE, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    summary = json.loads(summary_file.read_text())
+    result, summary = demo_alone(tmp_path, "bitaxe-ultra-204", seconds=6)
     assert summary["pool_accepted"] > 0
     board = summary["board"]
     assert board["power_w"] > 0  # the INA260's reading
