@@ -1,4 +1,4 @@
-"""Daemon latency and footprint: the figures issue 4 asks for.
+"""Daemon latency and footprint: pool to chips and back, CPU and memory.
 
 The daemon runs as its own process (``python -m stratum_client run``), exactly as systemd
 runs it, so nothing measured here shares its event loop. This process plays both of its
@@ -19,7 +19,11 @@ hashes (about 0.1 ms) to keep that small. Then CPU time (user + system, per wall
 and peak RSS (VmHWM) of the daemon process are read from ``/proc`` while it drives 1, 16
 and 256 emulated chains whose hashrate is capped so the emulators fit beside it.
 
-Targets (issue 4): p99 ≤ 1 ms for each latency on one chain; 256 chains under one core;
+Beside the latencies it reports their floor (``bench/relay_floor.py``): the same two
+spans through a relay process that only moves bytes, same pacing, same stamps. What the
+daemon adds is the difference.
+
+Targets: p99 ≤ 1 ms for each latency on one chain; 256 chains under one core;
 RSS ≤ 80 MB. Prints one JSON object on its last line.
 """
 
@@ -40,6 +44,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+from relay_floor import measure_floor  # type: ignore[import-not-found]  # bench/ is not a package
 
 from stratum_client.logsetup import configure_logging
 from stratum_client.testing.pool import LocalPool
@@ -330,6 +336,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"bench": "daemon", "event_loop": args.event_loop}
     if args.only in (None, "latency") and args.compare is None:
         result["latency"] = await latency(args.latency_seconds, args.blocks, args.event_loop)
+        result["floor"] = await measure_floor(args.latency_seconds, args.blocks, args.event_loop)
+        result["above_floor_p50_us"] = _above_floor(result["latency"], result["floor"])
     if args.compare is not None:
         result["compare"] = await _compare(args)
     if args.only in (None, "footprint"):
@@ -339,25 +347,39 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+_SPANS = ("notify_to_job_byte", "nonce_to_submit")
+
+
+def _above_floor(daemon: dict[str, Any], floor: dict[str, Any]) -> dict[str, float]:
+    """Each span's p50 less the byte-moving relay's: roughly the daemon's own share."""
+    return {span: round(daemon[span]["p50_us"] - floor[span]["p50_us"], 1) for span in _SPANS}
+
+
 async def _compare(args: argparse.Namespace) -> dict[str, Any]:
-    """Latency of this tree and of ``--compare``'s, in alternating rounds on one machine;
-    the medians over rounds of each run's p50 and p99 are compared."""
-    rounds: dict[str, list[dict[str, Any]]] = {"this": [], "other": []}
+    """Latency of this tree and of ``--compare``'s, in alternating rounds on one machine,
+    with the relay floor once per round; the medians over rounds of each run's p50 and
+    p99 are compared."""
+    rounds: dict[str, list[dict[str, Any]]] = {"this": [], "other": [], "floor": []}
     order = [("other", args.compare), ("this", None)]
     for _ in range(args.rounds):
         order.reverse()  # ABBA: neither tree always runs first
         for name, source in order:
             run = await latency(args.latency_seconds, args.blocks, args.event_loop, source)
             rounds[name].append(run)
+        floor = await measure_floor(args.latency_seconds, args.blocks, args.event_loop)
+        rounds["floor"].append(floor)
     summary: dict[str, Any] = {"other_tree": str(args.compare), "rounds": args.rounds}
-    for span in ("notify_to_job_byte", "nonce_to_submit"):
+    for span in _SPANS:
         for stat in ("p50_us", "p99_us"):
-            this = statistics.median(r[span][stat] for r in rounds["this"])
-            other = statistics.median(r[span][stat] for r in rounds["other"])
+            this, other, floor = (
+                statistics.median(r[span][stat] for r in rounds[name])
+                for name in ("this", "other", "floor")
+            )
             summary[f"{span}_{stat}"] = {
                 "this": this,
                 "other": other,
                 "ratio": round(this / other, 3),
+                "floor": floor,
             }
     summary["runs"] = rounds
     return summary

@@ -40,6 +40,15 @@ def test_quick_run_prints_one_json_report() -> None:
     # nothing else may be rejected, and the quick run announces 10 blocks.
     assert latency["rejected"] <= 10
 
+    # The floor: the same spans through a relay that only moves bytes, one sample per
+    # announced block and per paced nonce.
+    floor = report["floor"]
+    assert floor["notify_to_job_byte"]["n"] == 10
+    assert floor["nonce_to_submit"]["n"] == 10 * 14
+    for key in ("notify_to_job_byte", "nonce_to_submit"):
+        assert 0 < floor[key]["p50_us"] <= floor[key]["p99_us"], key
+    assert set(report["above_floor_p50_us"]) == {"notify_to_job_byte", "nonce_to_submit"}
+
     footprint = report["footprint"]
     assert [run["chains"] for run in footprint] == [1, 4]
     for run in footprint:
