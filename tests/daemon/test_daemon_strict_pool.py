@@ -1,4 +1,4 @@
-"""The daemon against pools that rebuild the version each of the three ways (issue 15).
+"""The daemon against pools that rebuild the version each of the three ways.
 
 The setup is the report's: emulated BM1366 chips (chip-side rolling) plus a BM1397
 (midstate rolling), a template version of 0x30000000 (Bitcoin Core's regtest, bit 28

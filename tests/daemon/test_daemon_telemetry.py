@@ -209,7 +209,7 @@ async def test_pyasic_clients_read_the_live_daemon(
     assert info["hashRate"] > 0
     assert info["sharesAccepted"] == accepted
     assert (info["stratumURL"], info["stratumPort"]) == (live.pool.host, live.pool.port)
-    # a mixed host names both models (issue 14), each with its own chip count
+    # a mixed host names both models, each with its own chip count
     assert asic["ASICModel"] == "BM1366+BM1397"
     assert [m["model"] for m in asic["asicModels"]] == ["BM1366", "BM1397"]
 

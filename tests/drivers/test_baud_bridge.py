@@ -1,4 +1,4 @@
-"""Fast baud chosen from the serial bridge (issue 16a), against documented bytes and rates.
+"""Fast baud chosen from the serial bridge, against documented bytes and rates.
 
 Independent truth used here: the register-write frame layout and CRC-5 of the BM13xx
 serial protocol (computed bit by bit below), the documented fast-UART values (0x28 =

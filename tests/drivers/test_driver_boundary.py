@@ -21,7 +21,7 @@ DRIVER = "stratum_client_bm13xx"
 EMULATOR = f"{DRIVER}.emulator"
 EMULATOR_USERS = ("commands/demo.py", "commands/emulate.py", "testing/", "boards/emulator/")
 """Files (relative to the package) that may import the emulator API, and nothing else.
-The board emulator (issue 13) puts an emulated chip chain behind an emulated board."""
+The board emulator puts an emulated chip chain behind an emulated board."""
 KNOWN: dict[str, set[str]] = {}
 """Imports past the boundary that exist today, each with who removes it."""
 

@@ -1,4 +1,4 @@
-"""Job pacing without version rolling (issue 16c), against the chips' published facts.
+"""Job pacing without version rolling, against the chips' published facts.
 
 Truth used here, independent of the code: each small core does one double SHA-256 per
 clock (hardware.md §2.7: BM1366 894, BM1368 1276, BM1370 2040 small cores; default 485,

@@ -157,7 +157,7 @@ def set_difficulties(miner: RawMiner) -> list[float]:
 
 
 async def test_strict_pool_rebuilds_the_version_by_xor_on_a_regtest_template() -> None:
-    """The issue 15 case: on template 0x30000000 a chip's rolled version keeps bit 28.
+    """The public-pool case: on template 0x30000000 a chip's rolled version keeps bit 28.
     ``rolled ^ job`` is accepted; ``rolled & mask`` (what the daemon used to send) makes
     public-pool's XOR flip bit 28 off, and the share is "Difficulty too low"."""
     async with LocalPool(strict=True, difficulty=EASY) as pool, connected(pool) as link:
