@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from relay_floor import measure_floor  # type: ignore[import-not-found]  # bench/ is not a package
+from relay_floor import measure_floor, percentiles  # type: ignore[import-not-found]  # bench/ is not a package
 
 from stratum_client.logsetup import configure_logging
 from stratum_client.testing.pool import LocalPool
@@ -233,18 +233,6 @@ async def _until(
     return True
 
 
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
-    if not samples_ns:
-        return {"n": 0, "p50_us": float("nan"), "p99_us": float("nan")}
-    ordered = sorted(samples_ns)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {
-        "n": len(ordered),
-        "p50_us": round(statistics.median(ordered) / 1000, 1),
-        "p99_us": round(p99 / 1000, 1),
-    }
-
-
 async def latency(
     seconds: float, blocks: int, event_loop: str, source: Path | None = None
 ) -> dict[str, Any]:
@@ -274,8 +262,8 @@ async def latency(
                 pool.submit_at[n] - t for n, t in server.sent_at.items() if n in pool.submit_at
             ]
     return {
-        "notify_to_job_byte": _percentiles(notify_to_job),
-        "nonce_to_submit": _percentiles(nonce_to_submit),
+        "notify_to_job_byte": percentiles(notify_to_job),
+        "nonce_to_submit": percentiles(nonce_to_submit),
         "accepted": len(pool.accepted),
         "rejected": len(pool.rejected),
     }

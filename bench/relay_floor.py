@@ -122,7 +122,10 @@ async def _hash_load() -> None:
         await asyncio.sleep(STEP_HASHES / HASHRATE)
 
 
-def _percentiles(samples_ns: list[int]) -> dict[str, float]:
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    """Sample count, median and 99th percentile in µs (NaN when nothing was measured)."""
+    if not samples_ns:
+        return {"n": 0, "p50_us": float("nan"), "p99_us": float("nan")}
     ordered = sorted(samples_ns)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {
@@ -177,8 +180,8 @@ async def measure_floor(seconds: float, blocks: int, event_loop: EventLoopChoice
         os.close(master)
         os.close(slave)
     return {
-        "notify_to_job_byte": _percentiles(notify_to_job),
-        "nonce_to_submit": _percentiles(nonce_to_submit),
+        "notify_to_job_byte": percentiles(notify_to_job),
+        "nonce_to_submit": percentiles(nonce_to_submit),
     }
 
 
