@@ -17,7 +17,13 @@ from stratum_client.boards.emulator.board import TrafficEntry
 from stratum_client.config import parse_config
 from stratum_client.daemon.app import Daemon
 from tests.daemon.conftest import PoolFactory
-from tests.daemon.test_daemon_boards import assert_off, board_config, emulated_gamma, powered
+from tests.daemon.test_daemon_boards import (
+    assert_off,
+    board_config,
+    emulated_gamma,
+    powered,
+    switched_off,
+)
 
 CYCLES = 3
 
@@ -46,7 +52,7 @@ async def test_a_data_port_that_vanishes_alone_brings_the_board_back_through_a_f
         await wait_until("shares accepted", lambda: len(pool.accepted) >= 2, WAIT)
         for cycle in range(CYCLES):
             emulator.chain_server.unplug()
-            await wait_until("board off", lambda: not powered(emulator), WAIT)
+            await wait_until("board off", lambda: switched_off(emulator), WAIT)
             assert_off(emulator)
             assert emulator.board.tps.vout == 0.0
             seen = len(emulator.board.traffic)

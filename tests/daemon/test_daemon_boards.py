@@ -61,6 +61,11 @@ def powered(emulator: BoardEmulator) -> bool:
     return emulator.board.tps.output_on and emulator.board.reset_released
 
 
+def switched_off(emulator: BoardEmulator) -> bool:
+    """Both halves of the safe state landed: VOUT off and reset asserted (two writes)."""
+    return not emulator.board.tps.output_on and not emulator.board.reset_released
+
+
 def assert_off(emulator: BoardEmulator) -> None:
     assert not emulator.board.tps.output_on, "VOUT still on"
     assert not emulator.board.reset_released, "reset released"
