@@ -35,7 +35,7 @@ from stratum_client.work.job import DEFAULT_VERSION_MASK, Work
 
 from . import frames, pacing, registers
 from .bringup import chain_info, hcn_steps, init_plan, version_mask_steps
-from .chipid import FIRST_REPLY_TIMEOUT, QUIET_GAP, ChipIdCollector
+from .chipid import FIRST_REPLY_TIMEOUT, QUIET_GAP, ChipIdCollector, ChipIdReply
 from .chips import ChipModel, model_by_name
 from .codec import ChipCodec, NonceReply, RegisterReply, Reply, codec_for
 from .fastbaud import (
@@ -225,18 +225,25 @@ class Bm13xxDriver(AsicDriver):
         """Walk to the target (and on to a newer one asked for meanwhile), then set HCN."""
         try:
             async with self._freq_lock:
-                while True:  # no await between the last check and the end: none is lost
-                    target = self._target_mhz
-                    await self._ramp(self._mhz, target, guard=generation)
-                    steps = hcn_steps(self.chip_model, self.spec.chips, target)
-                    await self._run_steps(steps, guard=generation)
-                    if target == self._target_mhz:
-                        break
+                done: float | None = None
+                while (target := self._target_mhz) != done:  # no await from check to end
+                    if not await self._walk_to(target, generation):
+                        return
+                    done = target
             self._log.info("frequency ramp done", mhz=self._mhz)
-        except SerialLinkLostError:
-            self._note_lost(generation)
         except (DriverError, ValueError) as exc:  # a PLL step the model cannot reach
             self._log.error("frequency ramp failed", error=str(exc), mhz=self._mhz)
+
+    async def _walk_to(self, mhz: float, generation: int) -> bool:
+        """Ramp the PLL to ``mhz``, then set the HCN for it (lock held); False: link lost."""
+        try:
+            await self._ramp(self._mhz, mhz, guard=generation)
+            hcn = hcn_steps(self.chip_model, self.spec.chips, mhz)
+            await self._run_steps(hcn, guard=generation)
+        except SerialLinkLostError:
+            self._note_lost(generation)
+            return False
+        return True
 
     async def _run_steps(
         self, steps: list[Step], delay_scale: float = 1.0, guard: int | None = None
@@ -258,12 +265,12 @@ class Bm13xxDriver(AsicDriver):
                 case SetHostBaud(baud=baud):
                     await self._set_host_baud(baud)
 
+    async def _read_chip_ids(self, first: float) -> list[ChipIdReply]:
+        quiet = self.options.enumerate_quiet
+        return await self.link.collect(ChipIdCollector(), first_timeout=first, quiet=quiet)
+
     async def _enumerate(self, step: CountChips) -> None:
-        replies = await self.link.collect(
-            ChipIdCollector(),
-            first_timeout=step.timeout_ms / 1000.0,
-            quiet=self.options.enumerate_quiet,
-        )
+        replies = await self._read_chip_ids(step.timeout_ms / 1000.0)
         self._chain = chain_info(self.codec, replies, self.spec.chips, self.spec.port)
         self._log.debug("chain enumerated", chips=self._chain.chip_count)
 
@@ -291,9 +298,7 @@ class Bm13xxDriver(AsicDriver):
     async def _check_chips_answer(self) -> None:
         """Read the chip ids at the new rate: a bridge that cannot carry it hears nothing."""
         await self.link.write(frames.read_register(Reg.CHIP_ID))
-        replies = await self.link.collect(
-            ChipIdCollector(), first_timeout=FIRST_REPLY_TIMEOUT, quiet=self.options.enumerate_quiet
-        )
+        replies = await self._read_chip_ids(FIRST_REPLY_TIMEOUT)
         if len(replies) < self.spec.chips:
             message = silent_after_switch(self.spec.port, self._baud, len(replies), self.spec.chips)
             raise UnsupportedBaudError(message)
@@ -389,13 +394,7 @@ class Bm13xxDriver(AsicDriver):
         async with self._freq_lock:
             if self._state is not DriverState.RUNNING:
                 return actual
-            generation = self.link.generation
-            try:
-                await self._ramp(self._mhz, mhz, guard=generation)
-                steps = hcn_steps(self.chip_model, self.spec.chips, mhz)
-                await self._run_steps(steps, guard=generation)
-            except SerialLinkLostError:
-                self._note_lost(generation)
+            await self._walk_to(mhz, self.link.generation)
         return actual
 
     async def set_version_mask(self, mask: int) -> None:
